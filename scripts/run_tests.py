@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""`make test`: lint, the framework-free suite, then the Odoo suite when Odoo 18 is found.
+
+Prints one summary line per suite and exits non-zero on any failure. A suite that
+did not run says SKIPPED, never "passed".
+
+Environment:
+  ODOO_PATH            an Odoo 18.0 source tree; without it the Odoo suite is skipped
+  SMTP_ROUTING_ODOO_TAGS   --test-tags for the Odoo suite (default: /smtp_routing)
+  PYTEST_ADDOPTS       extra pytest options for the framework-free suite
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import devenv  # noqa: E402
+
+RESULT_RE = re.compile(r"(\d+) failed, (\d+) error\(s\) of (\d+) tests when loading database")
+SKIP_RE = re.compile(r"odoo\.tests\.result: skipped ")
+
+
+def run_lint(python):
+    result = subprocess.run([str(python), "-m", "ruff", "check", "."], cwd=devenv.ROOT)
+    return "lint: ruff passed" if result.returncode == 0 else "lint: ruff FAILED", result.returncode == 0
+
+
+def run_framework_free(python):
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "junit.xml"
+        result = subprocess.run(
+            [str(python), "-m", "pytest", "tests", f"--junitxml={report}", "-p", "no:cacheprovider"],
+            cwd=devenv.ROOT,
+        )
+        if not report.exists():
+            return f"framework-free: FAILED (pytest exited {result.returncode} without a report)", False
+        suite = ET.parse(report).getroot()
+        suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+        total, failures, errors, skipped = (int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped"))
+    passed = total - failures - errors - skipped
+    failed = failures + errors
+    ok = result.returncode == 0 and failed == 0 and total > 0
+    line = f"framework-free: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
+    if total == 0:
+        line = "framework-free: FAILED (no test ran)"
+    return line, ok
+
+
+def run_odoo_suite(odoo_path):
+    python = devenv.ensure_odoo_venv(odoo_path)
+    tags = os.environ.get("SMTP_ROUTING_ODOO_TAGS", "/smtp_routing")
+    with devenv.PgCluster() as cluster, tempfile.TemporaryDirectory() as workdir:
+        config = devenv.write_odoo_config(workdir, odoo_path, cluster)
+        logfile = Path(workdir) / "odoo-tests.log"
+        devenv.log(f"Odoo suite: fresh database, installing smtp_routing, --test-tags {tags}")
+        with open(logfile, "w") as log_handle:
+            process = subprocess.Popen(
+                [str(python), str(odoo_path / "odoo-bin"), "-c", str(config), "-d", "smtp_routing_test",
+                 "-i", "smtp_routing", "--test-enable", "--test-tags", tags, "--stop-after-init",
+                 "--log-level=warn", "--log-handler=odoo.tests.result:INFO", "--log-handler=odoo.tests:INFO"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=workdir,
+            )
+            for line in process.stdout:
+                sys.stdout.write(line)
+                log_handle.write(line)
+            returncode = process.wait()
+        output = logfile.read_text()
+    results = RESULT_RE.findall(output)
+    if not results:
+        return f"odoo: FAILED (Odoo exited {returncode} and reported no test result)", False
+    failed = sum(int(f) + int(e) for f, e, _ in results)
+    total = sum(int(t) for _, _, t in results)
+    skipped = len(SKIP_RE.findall(output))
+    passed = total - failed - skipped
+    ok = returncode == 0 and failed == 0 and total > 0
+    line = f"odoo: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
+    if total == 0:
+        line = "odoo: FAILED (no test ran: check --test-tags)"
+    return line, ok
+
+
+def main():
+    python = devenv.ensure_test_venv()
+    lines, all_ok = [], True
+    for runner in (run_lint, run_framework_free):
+        line, ok = runner(python)
+        lines.append(line)
+        all_ok &= ok
+    odoo_path, reason = devenv.find_odoo()
+    if odoo_path is None:
+        lines.append(f"odoo: SKIPPED ({reason})")
+    else:
+        line, ok = run_odoo_suite(odoo_path)
+        lines.append(line)
+        all_ok &= ok
+    print("\n== smtp_routing test summary ==")
+    for line in lines:
+        print(line)
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""Odoo really delivers to the loopback SMTP fixture (no mock in the path)."""
+
+from unittest.mock import patch
+
+from odoo import modules
+from odoo.tests import tagged
+
+from .common import LiveSmtpCase
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestLiveDelivery(LiveSmtpCase):
+    def test_send_now_delivers_over_starttls_with_auth(self):
+        mail = self.create_mail(email_to="bob@example.com, carol@example.com")
+        mail.send()
+        self.assertTrue(self.smtpd.wait_for(1), "the loopback server received nothing")
+        self.assertEqual(mail.state, "sent")
+        received = self.smtpd.messages[0]
+        self.assertEqual(sorted(received.rcpt_tos), ["bob@example.com", "carol@example.com"])
+        self.assertEqual(received.message["Subject"], "Loopback delivery")
+        self.assertEqual(received.auth_user, "odoo")
+        self.assertTrue(received.tls)
+
+    def test_queue_cron_method_delivers_every_queued_mail(self):
+        mails = self.env["mail.mail"]
+        for index in range(5):
+            mails |= self.create_mail(email_to=f"client{index}@example.com", subject=f"Queued {index}")
+        self.env["mail.mail"].process_email_queue(ids=mails.ids)
+        self.assertTrue(self.smtpd.wait_for(5))
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertEqual(
+            sorted(self.smtpd.recipients),
+            sorted(f"client{index}@example.com" for index in range(5)),
+        )
+
+    def test_wrong_password_fails_the_mail_and_delivers_nothing(self):
+        self.mail_server.smtp_pass = "not-the-password"
+        mail = self.create_mail()
+        mail.send()
+        self.assertEqual(mail.state, "exception")
+        self.assertIn("535", mail.failure_reason or "")
+        self.assertEqual(self.smtpd.messages, [])
+        self.assertEqual(self.smtpd.auth_attempts[-1][1:], ("odoo", False))
+
+    def test_recipient_refused_at_rcpt(self):
+        self.smtpd.add_fault("RCPT", reply="550 5.1.1 User unknown")
+        mail = self.create_mail()
+        mail.send()
+        self.assertEqual(mail.state, "exception")
+        self.assertIn("User unknown", mail.failure_reason or "")
+        self.assertEqual(self.smtpd.messages, [])
+
+    def test_odoo_test_mode_alone_would_deliver_nothing(self):
+        """Guard the harness: without lifting Odoo's flag, nothing reaches the server."""
+        with patch.object(modules.module, "current_test", True):
+            mail = self.create_mail()
+            mail.send()
+        self.assertEqual(mail.state, "sent")  # Odoo pretends...
+        self.assertFalse(self.smtpd.wait_for(1, timeout=0.5))  # ...but nothing was delivered
+        self.assertEqual(self.smtpd.connections, 0)

@@ -1,0 +1,96 @@
+"""The addon's shape: a valid manifest, and a core that never needs Odoo."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ADDON = ROOT / "smtp_routing"
+sys.path.insert(0, str(ROOT / "scripts"))
+import devenv  # noqa: E402
+
+
+def _manifest():
+    return ast.literal_eval((ADDON / "__manifest__.py").read_text())
+
+
+def test_manifest_is_odoo_18_and_complete():
+    manifest = _manifest()
+    assert manifest["version"].startswith("18.0.")
+    assert manifest["depends"] == ["mail"]
+    assert manifest["license"] == "LGPL-3"
+    assert manifest["installable"] is True
+    assert "description" not in manifest  # deprecated key (OCA)
+    for key in ("name", "summary", "author", "website", "category"):
+        assert manifest[key], key
+
+
+def test_manifest_data_files_exist():
+    for relative in _manifest().get("data", []):
+        assert (ADDON / relative).is_file(), relative
+
+
+def test_external_dependencies_match_requirements():
+    declared = set(_manifest()["external_dependencies"]["python"])
+    required = {
+        line.split(">")[0].split("=")[0].split("<")[0].strip()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert declared == required
+
+
+def test_core_and_fixtures_import_without_odoo():
+    code = (
+        "import sys, smtp_routing, smtp_routing.tools, smtp_routing.testing.smtpd, smtp_routing.testing.tlscert; "
+        "leaked = sorted(m for m in sys.modules if m == 'odoo' or m.startswith('odoo.')); "
+        "print(leaked); sys.exit(1 if leaked else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_odoo_requirements_are_adjusted_for_this_machine(tmp_path):
+    (tmp_path / "requirements.txt").write_text(
+        "psycopg2==2.9.5 ; python_version == '3.11'\n"
+        "python-ldap==3.4.0 ; sys_platform != 'win32'\n"
+        "lxml==4.9.3\n"
+    )
+    adjusted = devenv.odoo_requirements(tmp_path)
+    assert "psycopg2-binary==2.9.5 ; python_version == '3.11'" in adjusted
+    assert "python-ldap" not in adjusted
+    assert "lxml==4.9.3" in adjusted
+
+
+@pytest.mark.parametrize(
+    ("files", "reason_part"),
+    [
+        ({}, "not an Odoo source tree"),
+        ({"odoo-bin": "", "odoo/release.py": "version_info = (17, 0, 0, FINAL, 0, '')\n"}, "Odoo 17.0, not 18.0"),
+    ],
+)
+def test_find_odoo_rejects_what_is_not_odoo_18(tmp_path, monkeypatch, files, reason_part):
+    for relative, text in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    monkeypatch.setenv("ODOO_PATH", str(tmp_path))
+    path, reason = devenv.find_odoo()
+    assert path is None
+    assert reason_part in reason
+
+
+def test_find_odoo_accepts_odoo_18(tmp_path, monkeypatch):
+    (tmp_path / "odoo").mkdir()
+    (tmp_path / "odoo-bin").write_text("")
+    (tmp_path / "odoo" / "release.py").write_text("version_info = (18, 0, 0, FINAL, 0, '')\n")
+    monkeypatch.setenv("ODOO_PATH", str(tmp_path))
+    assert devenv.find_odoo() == (tmp_path.resolve(), None)
+
+
+def test_find_odoo_without_odoo_path_says_what_to_set(monkeypatch):
+    monkeypatch.delenv("ODOO_PATH", raising=False)
+    path, reason = devenv.find_odoo()
+    assert path is None and "set ODOO_PATH" in reason
