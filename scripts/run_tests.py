@@ -41,7 +41,8 @@ def run_framework_free(python):
             return f"framework-free: FAILED (pytest exited {result.returncode} without a report)", False
         suite = ET.parse(report).getroot()
         suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-        total, failures, errors, skipped = (int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped"))
+        keys = ("tests", "failures", "errors", "skipped")
+        total, failures, errors, skipped = (int(suite.get(key, 0)) for key in keys)
     passed = total - failures - errors - skipped
     failed = failures + errors
     ok = result.returncode == 0 and failed == 0 and total > 0

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""`make demo`: a running Odoo 18 with smtp_routing, loopback SMTP sinks and a sent batch.
+
+1. starts a throwaway PostgreSQL cluster and three SMTP sinks on 127.0.0.1;
+2. creates a database with smtp_routing installed and the demo servers configured;
+3. queues a batch of mail and runs the queue (the cron's own method);
+4. prints what each server delivered (counted by the sinks, i.e. real SMTP);
+5. keeps Odoo serving on http://127.0.0.1:8069 (admin / admin) until Ctrl-C,
+   the sinks still listening, so anything sent from the UI is delivered too.
+
+Options: --no-serve (stop after step 4), --port N (HTTP port), --mails N (batch size).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import devenv  # noqa: E402
+
+DB = "smtp_routing_demo"
+
+# name, from_filter, sequence; the sinks are created in this order.
+DEMO_SERVERS = [
+    ("Practice mailbox (practice.example)", "practice.example", 5),
+    ("Newsletter relay (news.practice.example)", "news.practice.example", 10),
+    ("Catch-all relay", "", 20),
+]
+
+# (email_from, share of the batch)
+DEMO_SENDERS = [
+    ("Ana Consultant <ana@practice.example>", 0.5),
+    ("Practice News <letters@news.practice.example>", 0.3),
+    ("Partner Portal <portal@partner.example>", 0.2),
+]
+
+CONFIGURE_AND_SEND = """
+import json
+servers = json.loads({servers!r})
+senders = json.loads({senders!r})
+Server = env["ir.mail_server"]
+Server.search([]).write({{"active": False}})
+for server in servers:
+    Server.create({{
+        "name": server["name"], "smtp_host": "127.0.0.1", "smtp_port": server["port"],
+        "smtp_encryption": "none", "from_filter": server["from_filter"] or False,
+        "sequence": server["sequence"],
+    }})
+env["ir.config_parameter"].set_param("mail.default.from", "notifications@practice.example")
+env.cr.commit()
+Mail = env["mail.mail"]
+total = {mails}
+created = Mail.browse()
+for index in range(total):
+    cumulative, email_from = 0.0, senders[-1][0]
+    for candidate, share in senders:
+        cumulative += share
+        if index < cumulative * total:
+            email_from = candidate
+            break
+    created |= Mail.create({{
+        "email_from": email_from, "email_to": "client%03d@clients.example" % index,
+        "subject": "Demo message %03d" % index, "body_html": "<p>Hello from the smtp_routing demo.</p>",
+    }})
+env.cr.commit()
+Mail.process_email_queue(ids=created.ids)
+env.cr.commit()
+states = {{}}
+for mail in created:
+    states[mail.state] = states.get(mail.state, 0) + 1
+print("DEMO-RESULT " + json.dumps(states))
+"""
+
+NO_ODOO = """\
+make demo needs an Odoo 18.0 source tree, and none was found ({reason}).
+
+Install it like this (any folder outside this repository will do):
+
+    git clone --depth 1 --branch 18.0 https://github.com/odoo/odoo.git ~/odoo18
+    export ODOO_PATH=~/odoo18
+    make demo
+
+Also needed: Python 3.11 and the PostgreSQL 15 binaries (initdb, pg_ctl, postgres, psql) on PATH.
+Odoo's Python requirements are installed automatically into .venv-odoo on first run.
+"""
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-serve", action="store_true", help="stop after the batch was delivered")
+    parser.add_argument("--port", type=int, default=8069, help="HTTP port (default 8069)")
+    parser.add_argument("--mails", type=int, default=30, help="mails in the demo batch (default 30)")
+    parser.add_argument("--in-venv", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def odoo_cmd(python, odoo_path, config, *args, subcommand=None):
+    prefix = [subcommand] if subcommand else []
+    return [str(python), str(odoo_path / "odoo-bin"), *prefix, "-c", str(config), "-d", DB, *args]
+
+
+def run_demo(args, odoo_path):
+    from smtp_routing.testing.smtpd import SmtpServer
+
+    python = Path(sys.executable)
+    sinks = [SmtpServer().start() for _ in DEMO_SERVERS]
+    try:
+        with devenv.PgCluster() as cluster, tempfile.TemporaryDirectory(prefix="smtp-routing-demo-") as workdir:
+            config = devenv.write_odoo_config(
+                workdir, odoo_path, cluster, http_interface="127.0.0.1", http_port=args.port, log_level="warn"
+            )
+            devenv.log("installing smtp_routing into a fresh database...")
+            subprocess.run(odoo_cmd(python, odoo_path, config, "-i", "smtp_routing", "--stop-after-init"), check=True)
+            servers = [
+                {"name": name, "from_filter": from_filter, "sequence": sequence, "port": sink.port}
+                for (name, from_filter, sequence), sink in zip(DEMO_SERVERS, sinks, strict=True)
+            ]
+            script = CONFIGURE_AND_SEND.format(
+                servers=json.dumps(servers), senders=json.dumps(DEMO_SENDERS), mails=args.mails
+            )
+            devenv.log(f"configuring {len(servers)} servers and sending a batch of {args.mails} mails...")
+            result = subprocess.run(
+                odoo_cmd(python, odoo_path, config, "--no-http", subcommand="shell"),
+                input=script, text=True, capture_output=True, check=False,
+            )
+            states = next(
+                (json.loads(line.split(" ", 1)[1]) for line in result.stdout.splitlines()
+                 if line.startswith("DEMO-RESULT ")),
+                None,
+            )
+            if result.returncode != 0 or states is None:
+                sys.stdout.write(result.stdout + result.stderr)
+                raise SystemExit("demo: the batch could not be sent (see above)")
+            expected = sum(states.values())
+            for sink in sinks:
+                sink.wait_for(1, timeout=0.1)
+            print("\n== delivered per server (counted by the loopback SMTP sinks) ==")
+            for server, sink in zip(servers, sinks, strict=True):
+                print(f"{server['name']:<45} 127.0.0.1:{server['port']:<6} {len(sink.messages):>4} delivered")
+            delivered = sum(len(sink.messages) for sink in sinks)
+            print(f"{'total':<62} {delivered:>4} delivered of {expected} queued; mail states: {states}")
+            if delivered != expected:
+                raise SystemExit("demo: some mails were not delivered")
+            if args.no_serve:
+                return
+            print(textwrap.dedent(f"""
+                Odoo is serving on http://127.0.0.1:{args.port}  (login: admin / password: admin)
+                Settings > Technical > Email > Outgoing Mail Servers shows the demo servers;
+                the sinks keep listening, so mail sent from the UI is delivered too. Ctrl-C stops everything.
+            """))
+            try:
+                subprocess.run(odoo_cmd(python, odoo_path, config, "--max-cron-threads", "1"), check=False)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        for sink in sinks:
+            sink.stop()
+
+
+def main():
+    args = parse_args()
+    odoo_path, reason = devenv.find_odoo()
+    if odoo_path is None:
+        sys.stderr.write(NO_ODOO.format(reason=reason))
+        return 2
+    if not args.in_venv:
+        python = devenv.ensure_odoo_venv(odoo_path)
+        argv = [str(python), __file__, "--in-venv", *sys.argv[1:]]
+        os.execv(str(python), argv)
+    sys.path.insert(0, str(devenv.ROOT))
+    run_demo(args, odoo_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
