@@ -1,0 +1,208 @@
+"""What went wrong with an SMTP attempt, as a stable category.
+
+``classify(exception)`` and ``classify_reply(code, text)`` turn whatever smtplib,
+ssl or the socket layer raised (directly, or wrapped by Odoo's
+``MailDeliveryException``) into an :class:`Outcome`: a category, the SMTP reply
+code, the enhanced status code (RFC 3463), the server's own words, and whether
+another server (failover) or a later retry can help.
+
+Categories (stable codes; the Odoo model translates their labels):
+
+========================  ==============================================
+auth                      authentication failed (535, 534, 530 after AUTH)
+connection_refused        nothing listens, or the server closed at once
+dns                       the host name does not resolve
+timeout                   no answer in time
+tls                       TLS handshake, certificate or STARTTLS problem
+sender_rejected           MAIL FROM refused (5xx)
+send_as_denied            the account may not send as this From
+recipient_rejected        RCPT TO refused (5xx)
+too_large                 message over the server's size limit
+temporary                 a 4xx reply: rate limited, greylisted, busy
+config                    smtp_routing/Odoo configuration problem
+invalid_message           no valid recipient or From in the message
+other                     anything else
+========================  ==============================================
+"""
+
+import re
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+
+CATEGORIES = (
+    "auth",
+    "connection_refused",
+    "dns",
+    "timeout",
+    "tls",
+    "sender_rejected",
+    "send_as_denied",
+    "recipient_rejected",
+    "too_large",
+    "temporary",
+    "config",
+    "invalid_message",
+    "other",
+)
+# Another server may well succeed where this one failed.
+FAILOVER_CATEGORIES = frozenset({"auth", "connection_refused", "dns", "timeout", "tls", "temporary"})
+# Trying the same server again later may succeed.
+RETRY_CATEGORIES = frozenset({"connection_refused", "dns", "timeout", "temporary"})
+
+_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_SEND_AS = re.compile(
+    r"sendasdenied|send ?as ?denied|not allowed to send as|permissions? to send as|"
+    r"\b5\.7\.60\b|\b5\.2\.252\b|sender address rejected: not owned by|not authori[sz]ed to send (?:as|on behalf)",
+    re.IGNORECASE,
+)
+_TOO_LARGE = re.compile(r"\b5\.3\.4\b|\b5\.2\.3\b|too (?:big|large)|size (?:limit|exceed)|exceeds? .*size", re.I)
+_AUTH_TEXT = re.compile(r"\b5\.7\.(?:8|0|3|9|139)\b.*auth|authenticat", re.IGNORECASE)
+MAX_TEXT = 1000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    category: str
+    smtp_code: int | None = None
+    enhanced_status: str | None = None
+    text: str = ""
+
+    @property
+    def failover(self):
+        return self.category in FAILOVER_CATEGORIES
+
+    @property
+    def retry(self):
+        return self.category in RETRY_CATEGORIES
+
+
+def _text(value):
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return " ".join(str(value or "").split())[:MAX_TEXT]
+
+
+def enhanced_status(text):
+    """The first RFC 3463 enhanced status code in a reply text, e.g. ``5.7.60``."""
+    match = _ENHANCED.search(text or "")
+    return ".".join(match.groups()) if match else None
+
+
+def classify_reply(code, text, stage=None):
+    """Category of a negative SMTP reply.
+
+    ``stage`` is the command that got it: ``connect``, ``auth``, ``mail``,
+    ``rcpt`` or ``data`` (None when unknown).
+
+    >>> classify_reply(550, "5.1.1 User unknown", "rcpt").category
+    'recipient_rejected'
+    >>> classify_reply(554, "5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException", "data").category
+    'send_as_denied'
+    >>> classify_reply(421, "4.7.0 Too many connections").category
+    'temporary'
+    """
+    text = _text(text)
+    status = enhanced_status(text)
+    code = int(code) if code is not None else None
+    if code is not None and code < 0:
+        category = "other"
+    elif _SEND_AS.search(text):
+        category = "send_as_denied"
+    elif code is not None and 400 <= code < 500:
+        category = "temporary"
+    elif code in (534, 535, 538) or stage == "auth" or (code == 530 and _AUTH_TEXT.search(text)):
+        category = "auth"
+    elif code == 552 or _TOO_LARGE.search(text):
+        category = "too_large"
+    elif stage == "mail":
+        category = "sender_rejected"
+    elif stage == "rcpt":
+        category = "recipient_rejected"
+    else:
+        category = "other"
+    return Outcome(category, code, status, text)
+
+
+def _unwrap(error):
+    """The root error behind Odoo's MailDeliveryException / UserError wrappers."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (smtplib.SMTPException, OSError, ssl.SSLError, AssertionError)):
+            return error
+        inner = error.__cause__ or error.__context__
+        if inner is None:
+            return error
+        error = inner
+    return error
+
+
+def _is_tls_error(error):
+    if isinstance(error, ssl.SSLError):
+        return True
+    module = type(error).__module__ or ""
+    return module.startswith("OpenSSL")  # pyOpenSSL errors (certificate auth in Odoo)
+
+
+# SMTP reply exceptions and the command that got the reply (most specific first).
+_REPLY_STAGES = (
+    (smtplib.SMTPSenderRefused, "mail"),
+    (smtplib.SMTPAuthenticationError, "auth"),
+    (smtplib.SMTPDataError, "data"),
+    (smtplib.SMTPConnectError, "connect"),
+    (smtplib.SMTPResponseException, None),
+)
+
+
+def _classify_recipients_refused(error):
+    refusals = list(error.recipients.values())
+    code, text = refusals[0] if refusals else (None, "")
+    outcome = classify_reply(code, text, "rcpt")
+    if len(refusals) > 1:
+        text = _text(f"{len(refusals)} recipients refused; first: {outcome.text}")
+        outcome = Outcome(outcome.category, outcome.smtp_code, outcome.enhanced_status, text)
+    return outcome
+
+
+def _classify_transport(root):
+    """Errors below SMTP: sockets, DNS, TLS, a closed connection; None if not one."""
+    if isinstance(root, smtplib.SMTPNotSupportedError):
+        return Outcome("tls" if "starttls" in str(root).lower() else "other", text=_text(root))
+    if isinstance(root, smtplib.SMTPServerDisconnected):
+        if "timed out" in str(root).lower():
+            return Outcome("timeout", text=_text(root))
+        return Outcome("connection_refused", text=_text(root) or "connection closed by the server")
+    if isinstance(root, socket.gaierror):
+        return Outcome("dns", text=_text(root))
+    if isinstance(root, (socket.timeout, TimeoutError)):
+        return Outcome("timeout", text=_text(root) or "timed out")
+    if _is_tls_error(root):
+        return Outcome("tls", text=_text(root))
+    if isinstance(root, OSError) and (root.errno is not None or isinstance(root, ConnectionError)):
+        return Outcome("connection_refused", text=_text(root))
+    return None
+
+
+def classify(error):
+    """Category of an exception raised while connecting or sending."""
+    root = _unwrap(error)
+    if isinstance(root, smtplib.SMTPRecipientsRefused):
+        return _classify_recipients_refused(root)
+    for exception_class, stage in _REPLY_STAGES:
+        if isinstance(root, exception_class):
+            outcome = classify_reply(root.smtp_code, root.smtp_error, stage)
+            if stage == "connect" and outcome.category == "other":
+                outcome = Outcome("connection_refused", outcome.smtp_code, outcome.enhanced_status, outcome.text)
+            return outcome
+    outcome = _classify_transport(root)
+    if outcome is not None:
+        return outcome
+    if isinstance(root, AssertionError):
+        return Outcome("invalid_message", text=_text(root))
+    if type(root).__name__ in ("UserError", "ValidationError"):
+        return Outcome("config", text=_text(root.args[0] if root.args else root))
+    if isinstance(root, smtplib.SMTPException):
+        return Outcome("other", text=_text(root))
+    return Outcome("other", text=_text(f"{type(root).__name__}: {root}"))
