@@ -4,3 +4,5 @@
 # importable without Odoo, e.g. ``python -m smtp_routing.tools.<module>``.
 if __name__.startswith("odoo.addons."):
     from . import models
+    from . import wizard
+    from .hooks import post_init_hook, uninstall_hook

@@ -11,7 +11,14 @@
     "development_status": "Alpha",
     "depends": ["mail"],
     "external_dependencies": {"python": ["cryptography", "dnspython"]},
-    "data": [],
+    "data": [
+        "security/ir.model.access.csv",
+        "views/ir_mail_server_views.xml",
+        "views/smtp_routing_delivery_log_views.xml",
+        "wizard/smtp_routing_test_email_views.xml",
+    ],
+    "post_init_hook": "post_init_hook",
+    "uninstall_hook": "uninstall_hook",
     "installable": True,
     "application": False,
 }

@@ -18,6 +18,7 @@ from smtp_routing.tools.hostport import HostPort, HostPortError, normalize, pars
         ("smtp.exämple.de", HostPort("smtp.exämple.de", None)),
         ("localhost:1", HostPort("localhost", 1)),
         ("mail:65535", HostPort("mail", 65535)),
+        ("smtp_host", HostPort("smtp_host", None)),
     ],
 )
 def test_parse_host_accepts(value, expected):
@@ -42,7 +43,7 @@ def test_parse_host_accepts(value, expected):
         ("[]:25", "empty"),
         ("-bad-.example.com", "bad_host"),
         ("smtp..example.com", "bad_host"),
-        ("smtp_example.com", "bad_host"),
+        ("smtp!example.com", "bad_host"),
         ("a" * 64 + ".example.com", "bad_host"),
         ("smtp.example.com\r\nRCPT TO:<x>", "space"),
     ],

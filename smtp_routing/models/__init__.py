@@ -1,1 +1,4 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from . import ir_mail_server
+from . import mail_mail
+from . import smtp_routing_delivery_log

@@ -1,3 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from . import test_delivery_log
 from . import test_install
 from . import test_live_delivery
+from . import test_password_encryption
+from . import test_server_config
+from . import test_test_email

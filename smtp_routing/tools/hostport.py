@@ -10,7 +10,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$", re.IGNORECASE)  # "_" is not RFC 952, but internal relays use it
 
 
 class HostPortError(ValueError):

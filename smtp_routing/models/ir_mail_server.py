@@ -1,0 +1,490 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import email.utils
+import logging
+import os
+import smtplib
+import time
+from datetime import timedelta
+
+from odoo import api, fields, models, modules
+from odoo.exceptions import UserError, ValidationError
+from odoo.tools import config, email_normalize
+
+from ..tools import hostport, presets, secrets
+
+_logger = logging.getLogger(__name__)
+
+# Private header that carries the mail.mail id from _prepare_outgoing_list to
+# send_email, where it is removed before the message leaves.
+MAIL_ID_HEADER = "X-Smtp-Routing-Mail-Id"
+
+_keyring_cache = {}
+
+
+def _keyring():
+    """The keyring in force (environment, odoo.conf, or the data-dir key file), cached per process."""
+    source = (os.environ.get(secrets.ENV_VAR, ""), config.get(secrets.CONFIG_OPTION) or "", config["data_dir"])
+    if source not in _keyring_cache:
+        _keyring_cache.clear()
+        _keyring_cache[source] = secrets.load_keyring(config_value=source[1], data_dir=source[2])
+    return _keyring_cache[source]
+
+
+def _make_quit_safe(connection):
+    """Let ``quit()`` close quietly a session the server already closed.
+
+    A ``421`` reply (or a drop) closes the connection; stock ``mail.mail.send()``
+    then calls ``quit()`` in a ``finally`` and the resulting
+    ``SMTPServerDisconnected`` aborts the whole batch, hiding the real error.
+    """
+    smtp = connection.__obj__
+    original_quit = smtp.quit
+
+    def quit():  # noqa: A001 - replaces smtplib.SMTP.quit on this instance
+        try:
+            return original_quit()
+        except smtplib.SMTPServerDisconnected:
+            smtp.close()
+            return None
+
+    smtp.quit = quit
+
+
+class IrMailServer(models.Model):
+    _inherit = "ir.mail_server"
+
+    company_id = fields.Many2one(
+        "res.company",
+        string="Company",
+        index=True,
+        help="Leave empty to let every company use this server.",
+    )
+    smtp_routing_is_default = fields.Boolean(
+        string="Default Server",
+        help="Used by flows that name no server. One default per company: marking a server as default "
+        "unmarks the previous one.",
+    )
+    smtp_routing_from_email = fields.Char(
+        string="From Email",
+        help="Sender address for mail that has no author-specific From (system notifications, test emails).",
+    )
+    smtp_routing_from_name = fields.Char(string="From Name", help="Display name shown with the From email.")
+    smtp_routing_sender_email = fields.Char(
+        string="Sender Address",
+        help="Optional 'Sender' header, for providers that relay on behalf of the From address.",
+    )
+    smtp_routing_user_selectable = fields.Boolean(
+        string="Available to Users",
+        help="Users may pick this server for their own mail in their preferences.",
+    )
+    smtp_routing_provider = fields.Selection(
+        selection=presets.selection(),
+        string="Provider",
+        default="generic",
+        help="Fills host, port and encryption with the provider's settings and shows its published limits.",
+    )
+    smtp_routing_provider_note = fields.Char(string="Provider Limits", compute="_compute_smtp_routing_provider_note")
+    smtp_routing_warning = fields.Char(string="Warning", compute="_compute_smtp_routing_warning")
+    # Passwords: the ciphertext is stored, smtp_pass becomes a decrypted view of it.
+    smtp_pass = fields.Char(
+        compute="_compute_smtp_pass",
+        inverse="_inverse_smtp_pass",
+        store=False,
+        compute_sudo=True,
+        readonly=False,
+        groups="base.group_system",
+    )
+    smtp_routing_pass_encrypted = fields.Char(
+        string="Encrypted Password", groups="base.group_system", copy=False, readonly=True
+    )
+    smtp_routing_pass_error = fields.Char(
+        string="Password Problem", compute="_compute_smtp_pass", compute_sudo=True, groups="base.group_system"
+    )
+    # Delivery history
+    smtp_routing_log_ids = fields.One2many("smtp_routing.delivery.log", "server_id", string="Delivery History")
+    smtp_routing_sent_24h = fields.Integer(string="Sent (24h)", compute="_compute_smtp_routing_history")
+    smtp_routing_failed_24h = fields.Integer(string="Failed (24h)", compute="_compute_smtp_routing_history")
+    smtp_routing_last_error = fields.Char(string="Last Error", compute="_compute_smtp_routing_history")
+    smtp_routing_last_error_date = fields.Datetime(string="Last Error On", compute="_compute_smtp_routing_history")
+
+    # -- computes ---------------------------------------------------------------
+    @api.depends("smtp_routing_provider")
+    def _compute_smtp_routing_provider_note(self):
+        for server in self:
+            preset = presets.PRESETS.get(server.smtp_routing_provider or "generic")
+            limits = presets.describe_limits(preset.limits) if preset else ""
+            server.smtp_routing_provider_note = (
+                self.env._("Published limits: %(limits)s. %(note)s", limits=limits, note=preset.note)
+                if limits
+                else (preset.note if preset else False)
+            )
+
+    @api.depends("smtp_routing_from_email", "smtp_user", "from_filter", "smtp_authentication")
+    def _compute_smtp_routing_warning(self):
+        for server in self:
+            addresses = [server.smtp_routing_from_email, server.smtp_user]
+            addresses += [part.strip() for part in (server.from_filter or "").split(",")]
+            consumer = next((a for a in addresses if a and presets.is_consumer_address(a)), None)
+            if consumer and server.smtp_authentication not in ("gmail", "outlook"):
+                server.smtp_routing_warning = self.env._(
+                    "%(address)s is a consumer mailbox. Free accounts are banned when they send a company's "
+                    "or bulk mail: use an address on your own domain with a professional provider.",
+                    address=consumer,
+                )
+            else:
+                server.smtp_routing_warning = False
+
+    @api.depends("smtp_routing_pass_encrypted")
+    def _compute_smtp_pass(self):
+        keyring, key_problem = None, None
+        for server in self:
+            stored = server.smtp_routing_pass_encrypted
+            server.smtp_pass = False
+            server.smtp_routing_pass_error = False
+            if not stored:
+                continue
+            try:
+                keyring = keyring or _keyring()
+                server.smtp_pass = secrets.decrypt(stored, keyring)
+            except secrets.SecretError as error:
+                key_problem = error
+                server.smtp_routing_pass_error = self._smtp_routing_secret_message(error, server)
+        if key_problem:
+            _logger.warning("smtp_routing: a stored SMTP password cannot be decrypted (%s)", key_problem.code)
+
+    def _inverse_smtp_pass(self):
+        for server in self:
+            try:
+                server.smtp_routing_pass_encrypted = secrets.encrypt(server.smtp_pass, _keyring())
+            except secrets.SecretError as error:
+                raise UserError(self._smtp_routing_secret_message(error, server)) from error
+
+    def _smtp_routing_secret_message(self, error, server=None):
+        name = server.display_name if server else ""
+        if error.code == "wrong_key":
+            return self.env._(
+                "The password of %(server)s cannot be decrypted with the key in use. Restore the key it was "
+                "encrypted with (environment variable SMTP_ROUTING_KEYS, odoo.conf option smtp_routing_keys, or "
+                "the key file in Odoo's data directory), or enter the password again.",
+                server=name,
+            )
+        if error.code == "bad_key":
+            return self.env._(
+                "The SMTP password key is not valid (%(detail)s). SMTP_ROUTING_KEYS / smtp_routing_keys must hold "
+                "comma-separated Fernet keys; generate one with: python3 -c \"from cryptography.fernet import "
+                "Fernet; print(Fernet.generate_key().decode())\"",
+                detail=error.detail,
+            )
+        if error.code == "no_key_file":
+            return self.env._(
+                "No key to encrypt SMTP passwords: set SMTP_ROUTING_KEYS or smtp_routing_keys, or make Odoo's "
+                "data directory writable (%(detail)s).",
+                detail=error.detail,
+            )
+        return self.env._("The stored password of %(server)s is not in the expected encrypted form.", server=name)
+
+    def _compute_smtp_routing_history(self):
+        since = fields.Datetime.now() - timedelta(hours=24)
+        Log = self.env["smtp_routing.delivery.log"].sudo()
+        counts = {
+            (server.id, outcome): count
+            for server, outcome, count in Log._read_group(
+                [("server_id", "in", self.ids), ("date", ">=", since)], ["server_id", "outcome"], ["__count"]
+            )
+        }
+        for server in self:
+            server.smtp_routing_sent_24h = counts.get((server.id, "sent"), 0)
+            server.smtp_routing_failed_24h = counts.get((server.id, "failed"), 0)
+            last = Log
+            if server.id:
+                last = Log.search([("server_id", "=", server.id), ("outcome", "=", "failed")], limit=1)
+            server.smtp_routing_last_error = last.summary if last else False
+            server.smtp_routing_last_error_date = last.date if last else False
+
+    # -- constraints and onchanges ------------------------------------------------------
+    @api.constrains("smtp_host", "smtp_authentication")
+    def _check_smtp_routing_host(self):
+        for server in self:
+            if server.smtp_authentication == "cli":
+                continue
+            if not (server.smtp_host or "").strip():
+                raise ValidationError(
+                    self.env._("Enter the SMTP host of %(server)s, e.g. smtp.example.com.", server=server.name)
+                )
+
+    @api.constrains("smtp_port", "smtp_authentication")
+    def _check_smtp_routing_port(self):
+        for server in self:
+            if server.smtp_authentication != "cli" and not 1 <= (server.smtp_port or 0) <= 65535:
+                raise ValidationError(
+                    self._smtp_routing_host_message(hostport.HostPortError("bad_port", server.smtp_port))
+                )
+
+    @api.constrains("smtp_routing_from_email", "smtp_routing_sender_email")
+    def _check_smtp_routing_identity(self):
+        for server in self:
+            for label, value in (
+                (self.env._("From email"), server.smtp_routing_from_email),
+                (self.env._("Sender address"), server.smtp_routing_sender_email),
+            ):
+                if value and not email_normalize(value, strict=True):
+                    raise ValidationError(
+                        self.env._(
+                            "%(field)s of %(server)s is not a valid email address: %(value)s",
+                            field=label,
+                            server=server.name,
+                            value=value,
+                        )
+                    )
+
+    @api.constrains("smtp_routing_from_name")
+    def _check_smtp_routing_from_name(self):
+        for server in self:
+            if server.smtp_routing_from_name and any(c in server.smtp_routing_from_name for c in "\r\n"):
+                raise ValidationError(self.env._("The From name cannot contain line breaks."))
+
+    @api.onchange("smtp_routing_provider")
+    def _onchange_smtp_routing_provider(self):
+        preset = presets.PRESETS.get(self.smtp_routing_provider or "generic")
+        if not preset or preset.code == "generic":
+            return
+        self.smtp_host = preset.host
+        self.smtp_port = preset.port
+        self.smtp_encryption = preset.encryption
+        if preset.code == "sendgrid" and not self.smtp_user:
+            self.smtp_user = "apikey"
+
+    @api.onchange("smtp_encryption")
+    def _onchange_encryption(self):
+        """Stock Odoo resets the port to 25/465 when the encryption changes; keep a preset's port."""
+        result = super()._onchange_encryption()
+        preset = presets.PRESETS.get(self.smtp_routing_provider or "generic")
+        if preset and preset.code != "generic" and self.smtp_encryption == preset.encryption:
+            self.smtp_port = preset.port
+        return result
+
+    # -- CRUD -----------------------------------------------------------------------
+    def _smtp_routing_normalize_vals(self, vals):
+        """Split ``[host]:port`` / ``host:port`` typed into the host field; validate the host."""
+        if not vals.get("smtp_host"):
+            return vals
+        try:
+            parsed = hostport.parse_host(vals["smtp_host"])
+        except hostport.HostPortError as error:
+            raise ValidationError(self._smtp_routing_host_message(error)) from error
+        vals = {**vals, "smtp_host": parsed.host}
+        if parsed.port is not None:
+            vals["smtp_port"] = parsed.port
+        return vals
+
+    def _smtp_routing_host_message(self, error):
+        messages = {
+            "empty": self.env._("Enter the SMTP host, e.g. smtp.example.com."),
+            "space": self.env._("The SMTP host %(value)r cannot contain spaces or line breaks.", value=error.value),
+            "bad_port": self.env._(
+                "The SMTP port in %(value)r must be a number between 1 and 65535 (usually 587 for STARTTLS, 465 for "
+                "SSL/TLS, 25 for relays).",
+                value=error.value,
+            ),
+        }
+        return messages.get(
+            error.code,
+            self.env._(
+                "%(value)r is not a valid host name. Use a name like smtp.example.com, an IP address, or the "
+                "[host]:port notation, e.g. [smtp.example.com]:465.",
+                value=error.value,
+            ),
+        )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        vals_list = [self._smtp_routing_normalize_vals(vals) for vals in vals_list]
+        servers = super().create(vals_list)
+        servers.filtered("smtp_routing_is_default")._smtp_routing_unset_other_defaults()
+        return servers
+
+    def write(self, vals):
+        result = super().write(self._smtp_routing_normalize_vals(vals))
+        if vals.get("smtp_routing_is_default"):
+            self._smtp_routing_unset_other_defaults()
+        return result
+
+    def _smtp_routing_unset_other_defaults(self):
+        for server in self:
+            others = self.search(
+                [
+                    ("id", "!=", server.id),
+                    ("smtp_routing_is_default", "=", True),
+                    ("company_id", "=", server.company_id.id),
+                ]
+            )
+            if others:
+                super(IrMailServer, others).write({"smtp_routing_is_default": False})
+
+    # -- actions ----------------------------------------------------------------------
+    def action_smtp_routing_test_email(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Send a Test Email"),
+            "res_model": "smtp_routing.test.email",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_server_id": self.id},
+        }
+
+    def action_smtp_routing_history(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("smtp_routing.smtp_routing_delivery_log_action")
+        action["domain"] = [("server_id", "=", self.id)]
+        action["context"] = {"search_default_filter_last_24h": 1}
+        return action
+
+    @api.model
+    def _smtp_routing_rotate_keys(self):
+        """Re-encrypt every stored password with the primary key (after adding a new key first)."""
+        keyring = _keyring()
+        servers = self.sudo().with_context(active_test=False).search([("smtp_routing_pass_encrypted", "!=", False)])
+        for server in servers:
+            try:
+                rotated = secrets.rotate(server.smtp_routing_pass_encrypted, keyring)
+            except secrets.SecretError as error:
+                raise UserError(self._smtp_routing_secret_message(error, server)) from error
+            server.write({"smtp_routing_pass_encrypted": rotated})
+        return len(servers)
+
+    def action_smtp_routing_rotate_keys(self):
+        count = self._smtp_routing_rotate_keys()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "message": self.env._(
+                    "%(count)s SMTP password(s) re-encrypted with the current key (%(fingerprint)s).",
+                    count=count,
+                    fingerprint=_keyring().fingerprint,
+                ),
+            },
+        }
+
+    # -- routing --------------------------------------------------------------------------
+    def _find_mail_server(self, email_from, mail_servers=None):
+        """Prefer the company's default server wherever Odoo would take "the first server"."""
+        if mail_servers is None:
+            mail_servers = self.sudo().search([], order="sequence")
+        company = self.env.company
+        defaults = mail_servers.filtered(
+            lambda s: s.smtp_routing_is_default and s.company_id in (company, self.env["res.company"])
+        )
+        if defaults:
+            defaults = defaults.sorted(lambda s: (not s.company_id, s.sequence, s.id))
+            mail_servers = defaults + (mail_servers - defaults)
+        return super()._find_mail_server(email_from, mail_servers=mail_servers)
+
+    # -- sending: identity, tagging, delivery log -----------------------------------------------
+    def _smtp_login(self, connection, smtp_user, smtp_password):
+        if len(self) == 1 and self.smtp_routing_pass_encrypted and self.smtp_routing_pass_error:
+            raise UserError(self.smtp_routing_pass_error)
+        return super()._smtp_login(connection, smtp_user, smtp_password)
+
+    def connect(self, host=None, port=None, user=None, password=None, encryption=None, smtp_from=None,
+                ssl_certificate=None, ssl_private_key=None, smtp_debug=False, mail_server_id=None,
+                allow_archived=False):
+        if modules.module.current_test:
+            return super().connect(host=host, port=port, user=user, password=password, encryption=encryption,
+                                   smtp_from=smtp_from, ssl_certificate=ssl_certificate,
+                                   ssl_private_key=ssl_private_key, smtp_debug=smtp_debug,
+                                   mail_server_id=mail_server_id, allow_archived=allow_archived)
+        if not mail_server_id and not host:
+            # Resolve the server here (as super() would) so the session knows which server it is.
+            server, smtp_from = self.sudo()._find_mail_server(smtp_from)
+            mail_server_id = server.id if server else None
+        started = time.monotonic()
+        try:
+            connection = super().connect(
+                host=host, port=port, user=user, password=password, encryption=encryption, smtp_from=smtp_from,
+                ssl_certificate=ssl_certificate, ssl_private_key=ssl_private_key, smtp_debug=smtp_debug,
+                mail_server_id=mail_server_id, allow_archived=allow_archived,
+            )
+        except Exception as error:
+            self.env["smtp_routing.delivery.log"]._smtp_routing_record(
+                server_id=mail_server_id, error=error, duration=time.monotonic() - started, stage="connect",
+                email_from=smtp_from,
+            )
+            raise
+        if connection is not None:
+            connection.smtp_routing_server_id = mail_server_id
+            _make_quit_safe(connection)
+        return connection
+
+    def _smtp_routing_identity_from(self, current_from):
+        """The From to use for mail without an author-specific From, or None to keep it."""
+        self.ensure_one()
+        if not self.smtp_routing_from_email:
+            return None
+        current = email_normalize(current_from or "")
+        default_from = email_normalize(self._get_default_from_address() or "")
+        if current and current != default_from:
+            return None
+        return email.utils.formataddr((self.smtp_routing_from_name or "", self.smtp_routing_from_email))
+
+    def _prepare_email_message(self, message, smtp_session):
+        server_id = getattr(smtp_session, "smtp_routing_server_id", None) if smtp_session else None
+        if not server_id:
+            return super()._prepare_email_message(message, smtp_session)
+        server = self.sudo().browse(server_id)
+        if server.smtp_routing_sender_email and not message["Sender"]:
+            message["Sender"] = server.smtp_routing_sender_email
+        identity = server._smtp_routing_identity_from(message["From"])
+        if not identity:
+            return super()._prepare_email_message(message, smtp_session)
+        # The session's smtp_from decides the From header in super(); the session
+        # is shared by the whole batch, so set it for this message only.
+        del message["From"]
+        message["From"] = identity
+        session_from = smtp_session.smtp_from
+        smtp_session.smtp_from = identity
+        try:
+            return super()._prepare_email_message(message, smtp_session)
+        finally:
+            smtp_session.smtp_from = session_from
+
+    @api.model
+    def send_email(self, message, mail_server_id=None, smtp_server=None, smtp_port=None, smtp_user=None,
+                   smtp_password=None, smtp_encryption=None, smtp_ssl_certificate=None, smtp_ssl_private_key=None,
+                   smtp_debug=False, smtp_session=None):
+        mail_id = message[MAIL_ID_HEADER]
+        del message[MAIL_ID_HEADER]
+        kwargs = dict(
+            mail_server_id=mail_server_id, smtp_server=smtp_server, smtp_port=smtp_port, smtp_user=smtp_user,
+            smtp_password=smtp_password, smtp_encryption=smtp_encryption, smtp_ssl_certificate=smtp_ssl_certificate,
+            smtp_ssl_private_key=smtp_ssl_private_key, smtp_debug=smtp_debug, smtp_session=smtp_session,
+        )
+        if modules.module.current_test:
+            return super().send_email(message, **kwargs)
+        server_id = getattr(smtp_session, "smtp_routing_server_id", None) or mail_server_id
+        recipients = [
+            address
+            for _name, address in email.utils.getaddresses(
+                [str(value) for header in ("To", "Cc", "Bcc") for value in (message.get_all(header) or [])]
+            )
+            if address
+        ]
+        details = {
+            "server_id": server_id,
+            "mail_id": int(mail_id) if mail_id and str(mail_id).isdigit() else False,
+            "message_id": message["Message-Id"],
+            "subject": message["Subject"],
+            "email_from": message["From"],
+            "recipients": recipients,
+        }
+        Log = self.env["smtp_routing.delivery.log"]
+        started = time.monotonic()
+        try:
+            result = super().send_email(message, **kwargs)
+        except Exception as error:
+            Log._smtp_routing_record(error=error, duration=time.monotonic() - started, **details)
+            raise
+        Log._smtp_routing_record(duration=time.monotonic() - started, **details)
+        return result

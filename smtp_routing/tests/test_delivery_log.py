@@ -1,0 +1,139 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""Every attempt leaves a classified delivery-log row; each category provoked for real."""
+
+from datetime import timedelta
+from unittest.mock import patch
+
+from odoo import fields
+from odoo.tests import tagged
+
+from ..testing.smtpd import closed_port
+from .common import LiveSmtpCase
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestDeliveryLog(LiveSmtpCase):
+    def _logs(self, server=None):
+        return self.env["smtp_routing.delivery.log"].search([("server_id", "=", (server or self.mail_server).id)])
+
+    def _send_and_get_log(self, **mail_values):
+        mail = self.create_mail(**mail_values)
+        mail.send()
+        logs = self._logs()
+        self.assertEqual(len(logs), 1, "one attempt, one row")
+        return mail, logs
+
+    def test_success_is_logged_with_mail_and_message_id(self):
+        mail, log = self._send_and_get_log(email_to="bob@example.com, carol@example.com")
+        self.assertTrue(self.smtpd.wait_for(1))
+        self.assertEqual(log.outcome, "sent")
+        self.assertEqual(log.mail_id, mail)
+        self.assertEqual(log.message_id, mail.message_id)
+        self.assertEqual(log.recipient_count, 2)
+        self.assertEqual(log.source, "send_now")
+        self.assertEqual(log.server_name, "Loopback primary")
+        self.assertFalse(log.category)
+        # the private correlation header never leaves Odoo
+        self.assertNotIn("X-Smtp-Routing-Mail-Id", self.smtpd.messages[0].message)
+
+    def test_queue_source(self):
+        mail = self.create_mail()
+        self.env["mail.mail"].process_email_queue(ids=mail.ids)
+        self.assertEqual(self._logs().source, "queue")
+
+    def test_log_survives_auto_delete(self):
+        mail = self.create_mail(auto_delete=True)
+        mail.send()
+        self.assertFalse(mail.exists())
+        log = self._logs()
+        self.assertEqual(log.outcome, "sent")
+        self.assertFalse(log.mail_id)
+        self.assertTrue(log.message_id)
+        self.assertEqual(log.subject, "Loopback delivery")
+
+    def test_wrong_password_is_auth(self):
+        self.mail_server.smtp_pass = "wrong"
+        mail = self.create_mail()
+        mail.send()
+        log = self._logs()
+        self.assertEqual((log.outcome, log.stage, log.category), ("failed", "connect", "auth"))
+        self.assertEqual((log.smtp_code, log.enhanced_status), (535, "5.7.8"))
+        self.assertNotIn("wrong", log.reply or "")
+        self.assertEqual(mail.state, "exception")
+
+    def test_closed_port_is_connection_refused(self):
+        self.mail_server.smtp_port = closed_port()
+        self.create_mail().send()
+        self.assertEqual(self._logs().category, "connection_refused")
+
+    def test_tls_against_plain_port(self):
+        plain = self.start_smtp_server()
+        server = self.create_mail_server(plain, name="Plain", smtp_encryption="ssl", sequence=0)
+        self.create_mail(mail_server_id=server.id).send()
+        self.assertEqual(self._logs(server).category, "tls")
+        self.assertEqual(plain.messages, [])
+
+    def test_timeout(self):
+        self.smtpd.add_fault("CONNECT", action="hang", seconds=3)
+        with patch("odoo.addons.base.models.ir_mail_server.SMTP_TIMEOUT", 0.3):
+            self.create_mail().send()
+        self.assertEqual(self._logs().category, "timeout")
+
+    def test_reply_categories(self):
+        cases = [
+            ("RCPT", "550 5.1.1 User unknown", "recipient_rejected", 550, "5.1.1"),
+            ("MESSAGE", "552 5.3.4 Message size exceeds fixed limit", "too_large", 552, "5.3.4"),
+            ("MAIL", "421 4.7.0 Too many messages, try later", "temporary", 421, "4.7.0"),
+            ("RCPT", "452 4.5.3 Too many recipients", "temporary", 452, "4.5.3"),
+            ("MESSAGE", "554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException", "send_as_denied", 554,
+             "5.2.0"),
+            ("MESSAGE", "550 5.7.60 SMTP; Client does not have permissions to send as this sender",
+             "send_as_denied", 550, "5.7.60"),
+        ]
+        for point, reply, category, code, status in cases:
+            with self.subTest(reply=reply):
+                self.env["smtp_routing.delivery.log"].search([]).unlink()
+                self.smtpd.clear_faults()
+                self.smtpd.add_fault(point, reply=reply)
+                mail, log = self._send_and_get_log()
+                self.assertEqual((log.outcome, log.stage, log.category), ("failed", "send", category))
+                self.assertEqual((log.smtp_code, log.enhanced_status), (code, status))
+                self.assertEqual(log.reply, reply[4:])
+                self.assertEqual(log.mail_id, mail)
+                self.assertEqual(mail.state, "exception")
+
+    def test_history_counts_and_last_error(self):
+        self.create_mail().send()
+        self.smtpd.add_fault("RCPT", reply="550 5.1.1 User unknown")
+        self.create_mail().send()
+        self.mail_server.invalidate_recordset()
+        self.assertEqual(self.mail_server.smtp_routing_sent_24h, 1)
+        self.assertEqual(self.mail_server.smtp_routing_failed_24h, 1)
+        self.assertIn("Recipient rejected", self.mail_server.smtp_routing_last_error)
+        self.assertIn("5.1.1 User unknown", self.mail_server.smtp_routing_last_error)
+
+    def test_batch_is_written_in_one_insert(self):
+        mails = self.env["mail.mail"]
+        for index in range(5):
+            mails |= self.create_mail(email_to=f"c{index}@example.com")
+        Log = type(self.env["smtp_routing.delivery.log"])
+        with patch.object(Log, "create", autospec=True, side_effect=Log.create) as create:
+            mails.send()
+        self.assertEqual(create.call_count, 1)
+        self.assertEqual(len(create.call_args.args[1]), 5)
+        self.assertEqual(len(self._logs()), 5)
+
+    def test_retention(self):
+        Log = self.env["smtp_routing.delivery.log"]
+        self.create_mail().send()
+        old = self._logs()
+        old.write({"date": fields.Datetime.now() - timedelta(days=91)})
+        self.create_mail().send()
+        self.assertEqual(len(self._logs()), 2)
+        Log._gc_delivery_log()
+        self.assertEqual(len(self._logs()), 1)
+        self.assertFalse(old.exists())
+        self.env["ir.config_parameter"].set_param("smtp_routing.log_retention_days", "0")
+        self._logs().write({"date": fields.Datetime.now() - timedelta(days=1000)})
+        Log._gc_delivery_log()
+        self.assertEqual(len(self._logs()), 1, "0 keeps everything")

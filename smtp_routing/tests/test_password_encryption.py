@@ -1,0 +1,155 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""SMTP passwords are encrypted at rest; the key never lives in the database."""
+
+import os
+from unittest.mock import patch
+
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import new_test_user, tagged
+from odoo.tests.common import TransactionCase
+
+from .. import hooks
+from ..models import ir_mail_server as server_module
+from ..tools import secrets
+from .common import LiveSmtpCase
+
+PLAINTEXT = "Pl41n-T3xt-Needle-7f3a"
+
+
+def _other_key_env():
+    return patch.dict(os.environ, {secrets.ENV_VAR: secrets.generate_key()})
+
+
+@tagged("post_install", "-at_install", "smtp_routing")
+class TestPasswordEncryption(TransactionCase):
+    def _server(self, password=PLAINTEXT, **values):
+        return self.env["ir.mail_server"].create(
+            {"name": "Encrypted", "smtp_host": "smtp.example.com", "smtp_user": "u", "smtp_pass": password,
+             **values})
+
+    def _database_occurrences(self, needle):
+        """Search every text-like column of every table for ``needle``."""
+        self.env.flush_all()
+        self.env.cr.execute("""
+            SELECT c.table_schema, c.table_name, c.column_name
+              FROM information_schema.columns c
+              JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+             WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
+               AND c.data_type IN ('character varying', 'text', 'jsonb', 'json', 'bytea')
+        """)
+        found = []
+        for schema, table, column in self.env.cr.fetchall():
+            self.env.cr.execute(
+                f'SELECT 1 FROM "{schema}"."{table}" WHERE "{column}"::text LIKE %s LIMIT 1',  # noqa: S608
+                [f"%{needle}%"],
+            )
+            if self.env.cr.fetchone():
+                found.append(f"{table}.{column}")
+        return found
+
+    def test_plaintext_is_nowhere_in_the_database(self):
+        server = self._server()
+        self.assertEqual(server.smtp_pass, PLAINTEXT, "admins still read the password")
+        self.assertEqual(self._database_occurrences(PLAINTEXT), [])
+        self.env.cr.execute("SELECT smtp_pass, smtp_routing_pass_encrypted FROM ir_mail_server WHERE id = %s",
+                            [server.id])
+        column, stored = self.env.cr.fetchone()
+        self.assertIsNone(column)
+        self.assertTrue(stored.startswith(secrets.PREFIX))
+        # the needle check can fail: the same search finds what is really there
+        self.assertIn("ir_mail_server.smtp_routing_pass_encrypted", self._database_occurrences(stored[:40]))
+
+    def test_update_and_clear(self):
+        server = self._server()
+        server.smtp_pass = "second-password"
+        self.assertEqual(server.smtp_pass, "second-password")
+        server.smtp_pass = False
+        self.assertFalse(server.smtp_routing_pass_encrypted)
+        self.assertFalse(server.smtp_pass)
+
+    def test_key_is_not_in_the_database(self):
+        key = server_module._keyring().keys[0].decode()
+        self.assertEqual(self._database_occurrences(key), [])
+
+    def test_install_and_uninstall_round_trip(self):
+        server = self._server(password=False)
+        # as stock Odoo left it before the install: plaintext in the column
+        self.env.cr.execute("UPDATE ir_mail_server SET smtp_pass = %s, smtp_routing_pass_encrypted = NULL "
+                            "WHERE id = %s", [PLAINTEXT, server.id])
+        self.assertEqual(hooks.encrypt_plaintext_passwords(self.env), 1)
+        server.invalidate_recordset()
+        self.assertEqual(server.smtp_pass, PLAINTEXT)
+        self.assertEqual(self._database_occurrences(PLAINTEXT), [])
+        # uninstall: the plaintext goes back where stock Odoo reads it
+        self.assertEqual(hooks.restore_plaintext_passwords(self.env), 1)
+        self.env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE id = %s", [server.id])
+        self.assertEqual(self.env.cr.fetchone()[0], PLAINTEXT)
+
+    def test_uninstall_refuses_to_lose_a_password(self):
+        self._server(name="Locked")
+        with _other_key_env(), self.assertRaisesRegex(UserError, "Locked.*cannot be decrypted"):
+            hooks.restore_plaintext_passwords(self.env)
+
+    def test_wrong_key_says_how_to_fix(self):
+        server = self._server()
+        with _other_key_env():
+            server.invalidate_recordset()
+            self.assertFalse(server.smtp_pass)
+            self.assertIn("SMTP_ROUTING_KEYS", server.smtp_routing_pass_error)
+            self.assertIn("enter the password again", server.smtp_routing_pass_error)
+
+    def test_bad_key_configuration_is_refused(self):
+        with patch.dict(os.environ, {secrets.ENV_VAR: "not-a-fernet-key"}), \
+                self.assertRaisesRegex(UserError, "not valid"):
+            self._server()
+
+    def test_key_rotation(self):
+        server = self._server()
+        old_key = server_module._keyring().keys[0].decode()
+        new_key = secrets.generate_key()
+        with patch.dict(os.environ, {secrets.ENV_VAR: f"{new_key},{old_key}"}):
+            self.assertGreaterEqual(self.env["ir.mail_server"]._smtp_routing_rotate_keys(), 1)
+        with patch.dict(os.environ, {secrets.ENV_VAR: new_key}):
+            server.invalidate_recordset()
+            self.assertEqual(server.smtp_pass, PLAINTEXT)
+
+    def test_internal_user_cannot_read_passwords(self):
+        server = self._server()
+        user = new_test_user(self.env, login="smtp_routing_internal", groups="base.group_user")
+        Server = self.env["ir.mail_server"].with_user(user)
+        with self.assertRaises(AccessError):
+            Server.search_read([("id", "=", server.id)], ["smtp_pass"])
+        with self.assertRaises(AccessError):
+            Server.browse(server.id).read(["smtp_routing_pass_encrypted"])
+        self.assertFalse(self.env["ir.config_parameter"].search([("value", "ilike", "srenc1:")]))
+
+    def test_empty_password_stays_empty_for_oauth_servers(self):
+        server = self._server(password=False)
+        self.assertFalse(server.smtp_routing_pass_encrypted)
+        if "google_gmail_refresh_token" in server._fields:
+            gmail = self.env["ir.mail_server"].create({
+                "name": "Gmail OAuth", "smtp_host": "smtp.gmail.com", "smtp_port": 587,
+                "smtp_encryption": "starttls", "smtp_authentication": "gmail", "smtp_user": "x@practice.example",
+            })
+            self.assertFalse(gmail.smtp_pass)
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestEncryptedPasswordDelivers(LiveSmtpCase):
+    def test_encrypted_password_authenticates_for_real(self):
+        self.assertTrue(self.mail_server.smtp_routing_pass_encrypted.startswith(secrets.PREFIX))
+        mail = self.create_mail()
+        mail.send()
+        self.assertTrue(self.smtpd.wait_for(1))
+        self.assertEqual(self.smtpd.messages[0].auth_user, "odoo")
+
+    def test_undecryptable_password_fails_with_instructions(self):
+        with _other_key_env():
+            self.mail_server.invalidate_recordset()
+            mail = self.create_mail()
+            mail.send()
+        self.assertEqual(mail.state, "exception")
+        log = self.env["smtp_routing.delivery.log"].search([("server_id", "=", self.mail_server.id)])
+        self.assertEqual(log.category, "config")
+        self.assertIn("cannot be decrypted", log.reply)
+        self.assertEqual(self.smtpd.messages, [])

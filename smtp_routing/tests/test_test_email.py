@@ -1,0 +1,64 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""The test button sends a real email and records the outcome."""
+
+from odoo.exceptions import UserError
+from odoo.tests import tagged
+
+from .common import LiveSmtpCase
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestTestEmail(LiveSmtpCase):
+    def _wizard(self, **values):
+        action = self.mail_server.action_smtp_routing_test_email()
+        return self.env["smtp_routing.test.email"].with_context(**action["context"]).create(values)
+
+    def test_real_test_email_from_server_identity(self):
+        self.mail_server.write({
+            "smtp_routing_from_email": "office@practice.example",
+            "smtp_routing_from_name": "Practice Office",
+        })
+        wizard = self._wizard(email_to="admin-check@example.com")
+        wizard.action_send()
+        self.assertEqual(wizard.state, "sent", wizard.result_reply)
+        self.assertTrue(self.smtpd.wait_for(1))
+        received = self.smtpd.messages[0]
+        self.assertEqual(received.rcpt_tos, ("admin-check@example.com",))
+        self.assertEqual(received.message["From"], "Practice Office <office@practice.example>")
+        self.assertIn(self.mail_server.name, received.message["Subject"])
+        log = self.env["smtp_routing.delivery.log"].search([("server_id", "=", self.mail_server.id)])
+        self.assertEqual((log.source, log.outcome), ("test", "sent"))
+        self.assertEqual(log.message_id, wizard.result_message_id)
+
+    def test_default_recipient_is_the_admin(self):
+        self.env.user.email = "the-admin@example.com"
+        self.assertEqual(self._wizard().email_to, "the-admin@example.com")
+
+    def test_admin_without_email_is_told(self):
+        self.env.user.email = False
+        wizard = self._wizard()
+        self.assertFalse(wizard.email_to)
+        with self.assertRaisesRegex(UserError, "no email address"):
+            wizard.action_send()
+
+    def test_invalid_recipient(self):
+        with self.assertRaisesRegex(UserError, "not a valid email address"):
+            self._wizard(email_to="not an address").action_send()
+
+    def test_failure_is_shown_and_recorded_not_raised(self):
+        self.mail_server.smtp_pass = "wrong"
+        wizard = self._wizard(email_to="x@example.com")
+        wizard.action_send()  # no exception: the transaction commits and keeps the history row
+        self.assertEqual(wizard.state, "failed")
+        self.assertEqual(wizard.result_category, "auth")
+        self.assertIn("535", wizard.result_code)
+        self.assertIn("password", wizard.result_hint)
+        log = self.env["smtp_routing.delivery.log"].search([("server_id", "=", self.mail_server.id)])
+        self.assertEqual((log.source, log.outcome, log.category), ("test", "failed", "auth"))
+
+    def test_recipient_refused_during_test(self):
+        self.smtpd.add_fault("RCPT", reply="550 5.1.1 No such mailbox")
+        wizard = self._wizard(email_to="ghost@example.com")
+        wizard.action_send()
+        self.assertEqual((wizard.state, wizard.result_category), ("failed", "recipient_rejected"))
+        self.assertEqual(wizard.result_reply, "5.1.1 No such mailbox")
