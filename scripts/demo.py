@@ -25,11 +25,11 @@ import devenv  # noqa: E402
 
 DB = "smtp_routing_demo"
 
-# name, from_filter, sequence; the sinks are created in this order.
+# name, from_filter, sequence, SMTP login (user, password) or None; sinks are created in this order.
 DEMO_SERVERS = [
-    ("Practice mailbox (practice.example)", "practice.example", 5),
-    ("Newsletter relay (news.practice.example)", "news.practice.example", 10),
-    ("Catch-all relay", "", 20),
+    ("Practice mailbox (practice.example)", "practice.example", 5, ("office@practice.example", "demo-password")),
+    ("Newsletter relay (news.practice.example)", "news.practice.example", 10, None),
+    ("Catch-all relay", "", 20, None),
 ]
 
 # (email_from, share of the batch)
@@ -45,11 +45,14 @@ servers = json.loads({servers!r})
 senders = json.loads({senders!r})
 Server = env["ir.mail_server"]
 Server.search([]).write({{"active": False}})
-for server in servers:
+for index, server in enumerate(servers):
     Server.create({{
-        "name": server["name"], "smtp_host": "127.0.0.1", "smtp_port": server["port"],
+        "name": server["name"], "smtp_host": "[127.0.0.1]:%d" % server["port"],
         "smtp_encryption": "none", "from_filter": server["from_filter"] or False,
-        "sequence": server["sequence"],
+        "sequence": server["sequence"], "smtp_user": server["user"] or False,
+        "smtp_pass": server["password"] or False, "smtp_routing_is_default": index == len(servers) - 1,
+        "smtp_routing_from_email": "office@practice.example" if index == 0 else False,
+        "smtp_routing_from_name": "Practice Office" if index == 0 else False,
     }})
 env["ir.config_parameter"].set_param("mail.default.from", "notifications@practice.example")
 env.cr.commit()
@@ -73,6 +76,14 @@ env.cr.commit()
 states = {{}}
 for mail in created:
     states[mail.state] = states.get(mail.state, 0) + 1
+history = {{}}
+for server, outcome, count in env["smtp_routing.delivery.log"]._read_group(
+        [], ["server_id", "outcome"], ["__count"]):
+    history.setdefault(server.name, {{}})[outcome] = count
+env.cr.execute("SELECT count(*) FROM ir_mail_server WHERE smtp_pass IS NOT NULL")
+plaintext_columns = env.cr.fetchone()[0]
+print("DEMO-HISTORY " + json.dumps(history))
+print("DEMO-PLAINTEXT " + json.dumps(plaintext_columns))
 print("DEMO-RESULT " + json.dumps(states))
 """
 
@@ -108,7 +119,8 @@ def run_demo(args, odoo_path):
     from smtp_routing.testing.smtpd import SmtpServer
 
     python = Path(sys.executable)
-    sinks = [SmtpServer().start() for _ in DEMO_SERVERS]
+    sinks = [SmtpServer(credentials=dict([login]) if login else None, auth_required=bool(login)).start()
+             for *_rest, login in DEMO_SERVERS]
     try:
         with devenv.PgCluster() as cluster, tempfile.TemporaryDirectory(prefix="smtp-routing-demo-") as workdir:
             config = devenv.write_odoo_config(
@@ -117,8 +129,9 @@ def run_demo(args, odoo_path):
             devenv.log("installing smtp_routing into a fresh database...")
             subprocess.run(odoo_cmd(python, odoo_path, config, "-i", "smtp_routing", "--stop-after-init"), check=True)
             servers = [
-                {"name": name, "from_filter": from_filter, "sequence": sequence, "port": sink.port}
-                for (name, from_filter, sequence), sink in zip(DEMO_SERVERS, sinks, strict=True)
+                {"name": name, "from_filter": from_filter, "sequence": sequence, "port": sink.port,
+                 "user": login[0] if login else None, "password": login[1] if login else None}
+                for (name, from_filter, sequence, login), sink in zip(DEMO_SERVERS, sinks, strict=True)
             ]
             script = CONFIGURE_AND_SEND.format(
                 servers=json.dumps(servers), senders=json.dumps(DEMO_SENDERS), mails=args.mails
@@ -128,11 +141,11 @@ def run_demo(args, odoo_path):
                 odoo_cmd(python, odoo_path, config, "--no-http", subcommand="shell"),
                 input=script, text=True, capture_output=True, check=False,
             )
-            states = next(
-                (json.loads(line.split(" ", 1)[1]) for line in result.stdout.splitlines()
-                 if line.startswith("DEMO-RESULT ")),
-                None,
-            )
+            reported = {
+                line.split(" ", 1)[0]: json.loads(line.split(" ", 1)[1])
+                for line in result.stdout.splitlines() if line.startswith("DEMO-")
+            }
+            states = reported.get("DEMO-RESULT")
             if result.returncode != 0 or states is None:
                 sys.stdout.write(result.stdout + result.stderr)
                 raise SystemExit("demo: the batch could not be sent (see above)")
@@ -144,6 +157,10 @@ def run_demo(args, odoo_path):
                 print(f"{server['name']:<45} 127.0.0.1:{server['port']:<6} {len(sink.messages):>4} delivered")
             delivered = sum(len(sink.messages) for sink in sinks)
             print(f"{'total':<62} {delivered:>4} delivered of {expected} queued; mail states: {states}")
+            print("\n== delivery history recorded by smtp_routing (Settings > Technical > Email > Delivery History) ==")
+            for name, outcomes in sorted(reported.get("DEMO-HISTORY", {}).items()):
+                print(f"{name:<45} " + ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())))
+            print(f"SMTP passwords stored in plaintext: {reported.get('DEMO-PLAINTEXT')} (encrypted at rest)")
             if delivered != expected:
                 raise SystemExit("demo: some mails were not delivered")
             if args.no_serve:

@@ -29,6 +29,7 @@ import logging
 import socket
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
@@ -45,6 +46,8 @@ MAX_HANG_SECONDS = 120
 
 # aiosmtpd logs every command at INFO on "mail.log"; a test fixture stays quiet.
 logging.getLogger("mail.log").setLevel(logging.ERROR)
+# AUTH over plain TCP is what some tests want to exercise, on loopback only.
+warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS", category=UserWarning)
 
 
 def free_port():

@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """Every attempt leaves a classified delivery-log row; each category provoked for real."""
 
+import socket
 from datetime import timedelta
 from unittest.mock import patch
 
@@ -72,6 +73,21 @@ class TestDeliveryLog(LiveSmtpCase):
         self.create_mail(mail_server_id=server.id).send()
         self.assertEqual(self._logs(server).category, "tls")
         self.assertEqual(plain.messages, [])
+
+    def test_dns_failure(self):
+        # Name resolution would leave loopback: this one lookup is the only thing patched.
+        real_getaddrinfo = socket.getaddrinfo
+
+        def getaddrinfo(host, *args, **kwargs):
+            if host == "smtp.no-such-domain.invalid":
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            return real_getaddrinfo(host, *args, **kwargs)
+
+        self.mail_server.smtp_host = "smtp.no-such-domain.invalid"
+        with patch("socket.getaddrinfo", getaddrinfo):
+            self.create_mail().send()
+        log = self._logs()
+        self.assertEqual((log.stage, log.category), ("connect", "dns"))
 
     def test_timeout(self):
         self.smtpd.add_fault("CONNECT", action="hang", seconds=3)

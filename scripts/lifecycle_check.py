@@ -1,0 +1,67 @@
+"""Real install/uninstall round trip of SMTP passwords (run by run_tests.py with Odoo).
+
+Stock Odoo stores a plaintext password; installing smtp_routing must encrypt it
+(nothing left in clear), and uninstalling must put it back so mail keeps
+working. Each step runs in its own Odoo process, as an admin would do it.
+"""
+
+import subprocess
+
+PLAINTEXT = "Lifecycle-Plain-Secret-42"
+DB = "smtp_routing_lifecycle"
+
+STOCK_SERVER = f"""
+env["ir.mail_server"].create({{"name": "Stock server", "smtp_host": "smtp.example.com", "smtp_port": 587,
+                              "smtp_user": "office", "smtp_pass": "{PLAINTEXT}"}})
+env.cr.commit()
+"""
+
+AFTER_INSTALL = f"""
+env.cr.execute("SELECT smtp_pass, smtp_routing_pass_encrypted FROM ir_mail_server WHERE name = 'Stock server'")
+column, stored = env.cr.fetchone()
+print("CHECK plaintext column emptied on install:", column is None)
+encrypted = bool(stored) and stored.startswith("srenc1:") and "{PLAINTEXT}" not in stored
+print("CHECK ciphertext stored on install:", encrypted)
+server = env["ir.mail_server"].search([("name", "=", "Stock server")])
+print("CHECK password readable through the ORM after install:", server.smtp_pass == "{PLAINTEXT}")
+env["ir.module.module"].search([("name", "=", "smtp_routing")]).button_immediate_uninstall()
+env.cr.commit()
+"""
+
+AFTER_UNINSTALL = f"""
+env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE name = 'Stock server'")
+print("CHECK plaintext restored on uninstall:", env.cr.fetchone()[0] == "{PLAINTEXT}")
+env.cr.execute("SELECT count(*) FROM information_schema.columns "
+               "WHERE table_name = 'ir_mail_server' AND column_name = 'smtp_routing_pass_encrypted'")
+print("CHECK ciphertext column dropped on uninstall:", env.cr.fetchone()[0] == 0)
+state = env["ir.module.module"].search([("name", "=", "smtp_routing")]).state
+print("CHECK module uninstalled:", state == "uninstalled")
+"""
+
+
+def run(python, odoo_path, config, workdir):
+    """Return (passed, failed, output)."""
+    base = [str(python), str(odoo_path / "odoo-bin")]
+    common = ["-c", str(config), "-d", DB, "--log-level=warn"]
+    output = []
+
+    def odoo(*args, script=None):
+        argv = base + (["shell"] if script else []) + common + list(args)
+        result = subprocess.run(argv, input=script, capture_output=True, text=True, cwd=workdir)
+        output.append(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise RuntimeError(f"odoo-bin {' '.join(args)} exited {result.returncode}")
+        return result.stdout
+
+    checks = []
+    try:
+        odoo("-i", "mail", "--stop-after-init")
+        odoo("--no-http", script=STOCK_SERVER)
+        odoo("-i", "smtp_routing", "--stop-after-init")
+        checks += [line for line in odoo("--no-http", script=AFTER_INSTALL).splitlines() if line.startswith("CHECK")]
+        checks += [line for line in odoo("--no-http", script=AFTER_UNINSTALL).splitlines() if line.startswith("CHECK")]
+    except RuntimeError as error:
+        output.append(str(error))
+        checks.append(f"CHECK lifecycle ran to the end: False ({error})")
+    passed = sum(line.endswith(": True") for line in checks)
+    return passed, len(checks) - passed, "\n".join(output + checks)
