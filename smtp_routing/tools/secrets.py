@@ -106,25 +106,24 @@ def encrypt(plaintext, keyring):
     return PREFIX + token.decode("ascii")
 
 
-def decrypt(stored, keyring):
-    if not stored:
-        return False
+def _with_token(stored, keyring, operation):
+    """Apply a MultiFernet operation to a stored value's token, mapping its errors."""
     if not is_encrypted(stored):
         raise SecretError("not_encrypted")
     try:
-        return keyring._fernet().decrypt(stored[len(PREFIX) :].encode("ascii")).decode("utf-8")
+        return operation(keyring._fernet(), stored[len(PREFIX) :].encode("ascii"))
     except (InvalidToken, ValueError) as error:
         raise SecretError("wrong_key", "no configured key decrypts this value") from error
+
+
+def decrypt(stored, keyring):
+    if not stored:
+        return False
+    return _with_token(stored, keyring, MultiFernet.decrypt).decode("utf-8")
 
 
 def rotate(stored, keyring):
     """Re-encrypt with the primary key (the value must decrypt with one of the keys)."""
     if not stored:
         return False
-    if not is_encrypted(stored):
-        raise SecretError("not_encrypted")
-    try:
-        token = keyring._fernet().rotate(stored[len(PREFIX) :].encode("ascii"))
-    except (InvalidToken, ValueError) as error:
-        raise SecretError("wrong_key", "no configured key decrypts this value") from error
-    return PREFIX + token.decode("ascii")
+    return PREFIX + _with_token(stored, keyring, MultiFernet.rotate).decode("ascii")
