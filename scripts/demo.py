@@ -119,8 +119,10 @@ def run_demo(args, odoo_path):
     from smtp_routing.testing.smtpd import SmtpServer
 
     python = Path(sys.executable)
-    sinks = [SmtpServer(credentials=dict([login]) if login else None, auth_required=bool(login)).start()
-             for *_rest, login in DEMO_SERVERS]
+    sinks = [
+        SmtpServer(credentials=dict([login]) if login else None, auth_required=bool(login)).start()
+        for *_rest, login in DEMO_SERVERS
+    ]
     try:
         with devenv.PgCluster() as cluster, tempfile.TemporaryDirectory(prefix="smtp-routing-demo-") as workdir:
             config = devenv.write_odoo_config(
@@ -129,8 +131,14 @@ def run_demo(args, odoo_path):
             devenv.log("installing smtp_routing into a fresh database...")
             subprocess.run(odoo_cmd(python, odoo_path, config, "-i", "smtp_routing", "--stop-after-init"), check=True)
             servers = [
-                {"name": name, "from_filter": from_filter, "sequence": sequence, "port": sink.port,
-                 "user": login[0] if login else None, "password": login[1] if login else None}
+                {
+                    "name": name,
+                    "from_filter": from_filter,
+                    "sequence": sequence,
+                    "port": sink.port,
+                    "user": login[0] if login else None,
+                    "password": login[1] if login else None,
+                }
                 for (name, from_filter, sequence, login), sink in zip(DEMO_SERVERS, sinks, strict=True)
             ]
             script = CONFIGURE_AND_SEND.format(
@@ -139,11 +147,15 @@ def run_demo(args, odoo_path):
             devenv.log(f"configuring {len(servers)} servers and sending a batch of {args.mails} mails...")
             result = subprocess.run(
                 odoo_cmd(python, odoo_path, config, "--no-http", subcommand="shell"),
-                input=script, text=True, capture_output=True, check=False,
+                input=script,
+                text=True,
+                capture_output=True,
+                check=False,
             )
             reported = {
                 line.split(" ", 1)[0]: json.loads(line.split(" ", 1)[1])
-                for line in result.stdout.splitlines() if line.startswith("DEMO-")
+                for line in result.stdout.splitlines()
+                if line.startswith("DEMO-")
             }
             states = reported.get("DEMO-RESULT")
             if result.returncode != 0 or states is None:
@@ -165,11 +177,13 @@ def run_demo(args, odoo_path):
                 raise SystemExit("demo: some mails were not delivered")
             if args.no_serve:
                 return
-            print(textwrap.dedent(f"""
+            print(
+                textwrap.dedent(f"""
                 Odoo is serving on http://127.0.0.1:{args.port}  (login: admin / password: admin)
                 Settings > Technical > Email > Outgoing Mail Servers shows the demo servers;
                 the sinks keep listening, so mail sent from the UI is delivered too. Ctrl-C stops everything.
-            """))
+            """)
+            )
             try:
                 subprocess.run(odoo_cmd(python, odoo_path, config, "--max-cron-threads", "1"), check=False)
             except KeyboardInterrupt:

@@ -184,23 +184,46 @@ class PgCluster:
             f"-k {self.socket_dir} -p {self.port} -c listen_addresses='' -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        self._run(["pg_ctl", "-D", self.datadir, "-o", options, "-l", self.logfile, "-w", "-t", "60", "start"],
-                  stdout=subprocess.DEVNULL)
+        self._run(
+            ["pg_ctl", "-D", self.datadir, "-o", options, "-l", self.logfile, "-w", "-t", "60", "start"],
+            stdout=subprocess.DEVNULL,
+        )
         self.psql(f"CREATE ROLE {PG_ROLE} SUPERUSER LOGIN")
         return self
 
     def psql(self, sql, database="postgres", user="postgres"):
         return subprocess.run(
-            ["psql", "-X", "-q", "-h", self.socket_dir, "-p", str(self.port), "-U", user, "-d", database,
-             "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql],
-            check=True, capture_output=True, text=True,
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-h",
+                self.socket_dir,
+                "-p",
+                str(self.port),
+                "-U",
+                user,
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-tA",
+                "-c",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
 
     def stop(self):
         try:
             if os.path.exists(os.path.join(self.datadir, "postmaster.pid")):
-                self._run(["pg_ctl", "-D", self.datadir, "-m", "immediate", "-w", "stop"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                self._run(
+                    ["pg_ctl", "-D", self.datadir, "-m", "immediate", "-w", "stop"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -62,10 +62,24 @@ def _run_odoo(python, odoo_path, config, workdir, label, args):
     logfile = Path(workdir) / f"{label}.log"
     with open(logfile, "w") as log_handle:
         process = subprocess.Popen(
-            [str(python), str(odoo_path / "odoo-bin"), "-c", str(config), "-d", "smtp_routing_test", *args,
-             "--test-enable", "--stop-after-init", "--log-level=warn",
-             "--log-handler=odoo.tests.result:INFO", "--log-handler=odoo.tests:INFO"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=workdir,
+            [
+                str(python),
+                str(odoo_path / "odoo-bin"),
+                "-c",
+                str(config),
+                "-d",
+                "smtp_routing_test",
+                *args,
+                "--test-enable",
+                "--stop-after-init",
+                "--log-level=warn",
+                "--log-handler=odoo.tests.result:INFO",
+                "--log-handler=odoo.tests:INFO",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=workdir,
         )
         for line in process.stdout:
             sys.stdout.write(line)

@@ -63,12 +63,15 @@ def restore_plaintext_passwords(env):
         except secrets.SecretError:
             lost.append(name)
     if lost:
-        raise UserError(env._(
-            "smtp_routing cannot be uninstalled: the passwords of %(servers)s cannot be decrypted with the key in "
-            "use, and uninstalling would lose them. Restore the key (SMTP_ROUTING_KEYS, smtp_routing_keys or the key "
-            "file in Odoo's data directory) or enter these passwords again, then uninstall.",
-            servers=", ".join(lost),
-        ))
+        raise UserError(
+            env._(
+                "smtp_routing cannot be uninstalled: the passwords of %(servers)s cannot be decrypted with the "
+                "key in use, and uninstalling would lose them. Restore the key (SMTP_ROUTING_KEYS, "
+                "smtp_routing_keys or the key file in Odoo's data directory) or enter these passwords again, "
+                "then uninstall.",
+                servers=", ".join(lost),
+            )
+        )
     for plaintext, server_id in restored:
         cr.execute("UPDATE ir_mail_server SET smtp_pass = %s WHERE id = %s", [plaintext, server_id])
     _logger.info("smtp_routing: restored %s SMTP password(s) for stock Odoo", len(restored))

@@ -55,9 +55,7 @@ def test_core_and_fixtures_import_without_odoo():
 
 def test_odoo_requirements_are_adjusted_for_this_machine(tmp_path):
     (tmp_path / "requirements.txt").write_text(
-        "psycopg2==2.9.5 ; python_version == '3.11'\n"
-        "python-ldap==3.4.0 ; sys_platform != 'win32'\n"
-        "lxml==4.9.3\n"
+        "psycopg2==2.9.5 ; python_version == '3.11'\npython-ldap==3.4.0 ; sys_platform != 'win32'\nlxml==4.9.3\n"
     )
     adjusted = devenv.odoo_requirements(tmp_path)
     assert "psycopg2-binary==2.9.5 ; python_version == '3.11'" in adjusted

@@ -2,3 +2,4 @@
 from . import ir_mail_server
 from . import mail_mail
 from . import smtp_routing_delivery_log
+from . import smtp_routing_server_state

@@ -1,8 +1,10 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import contextlib
 import email.utils
 import logging
 import os
 import smtplib
+import threading
 import time
 from datetime import timedelta
 
@@ -10,7 +12,11 @@ from odoo import api, fields, models, modules
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import config, email_normalize
 
+from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
+
 from ..tools import hostport, presets, secrets
+from ..tools import limits as limits_tool
+from .smtp_routing_server_state import state_from_row
 
 _logger = logging.getLogger(__name__)
 
@@ -28,6 +34,45 @@ def _keyring():
         _keyring_cache.clear()
         _keyring_cache[source] = secrets.load_keyring(config_value=source[1], data_dir=source[2])
     return _keyring_cache[source]
+
+
+_timeout = threading.local()
+
+
+class _SmtplibWithServerTimeout:
+    """Stands in for ``smtplib`` inside Odoo's ir_mail_server module.
+
+    Odoo opens SMTP connections with a module constant (``SMTP_TIMEOUT = 60``);
+    this lets ``connect()`` use each server's own time-out, per thread (several
+    workers threads send at once). Everything else is the real smtplib, looked
+    up at call time (so test patches of ``smtplib.SMTP`` still apply).
+    """
+
+    def __getattr__(self, name):
+        return getattr(smtplib, name)
+
+    @staticmethod
+    def _timeout(default):
+        return getattr(_timeout, "seconds", None) or default
+
+    def SMTP(self, host="", port=0, *args, timeout=smtplib.socket._GLOBAL_DEFAULT_TIMEOUT, **kwargs):  # noqa: N802
+        return smtplib.SMTP(host, port, *args, timeout=self._timeout(timeout), **kwargs)
+
+    def SMTP_SSL(self, host="", port=0, *args, timeout=smtplib.socket._GLOBAL_DEFAULT_TIMEOUT, **kwargs):  # noqa: N802
+        return smtplib.SMTP_SSL(host, port, *args, timeout=self._timeout(timeout), **kwargs)
+
+
+base_ir_mail_server.smtplib = _SmtplibWithServerTimeout()
+
+
+@contextlib.contextmanager
+def server_timeout(seconds):
+    previous = getattr(_timeout, "seconds", None)
+    _timeout.seconds = seconds or None
+    try:
+        yield
+    finally:
+        _timeout.seconds = previous
 
 
 def _make_quit_safe(connection):
@@ -100,6 +145,62 @@ class IrMailServer(models.Model):
     smtp_routing_pass_error = fields.Char(
         string="Password Problem", compute="_compute_smtp_pass", compute_sudo=True, groups="base.group_system"
     )
+    # Limits (each off at 0), failover and health
+    smtp_routing_throttle_max = fields.Integer(
+        string="Throttle: Messages",
+        help="At most this many messages per duration; the window starts with the "
+        "first message and resets only when the duration has passed. 0: no throttle.",
+    )
+    smtp_routing_throttle_duration = fields.Integer(string="Throttle: Duration", default=24)
+    smtp_routing_throttle_unit = fields.Selection(
+        [("minutes", "Minutes"), ("hours", "Hours"), ("days", "Days")], string="Throttle: Unit", default="hours"
+    )
+    smtp_routing_flood_max = fields.Integer(
+        string="Anti-flood: After", help="Pause after this many messages. 0: no anti-flood."
+    )
+    smtp_routing_flood_pause = fields.Integer(
+        string="Anti-flood: Pause (s)",
+        default=60,
+        help="Seconds to wait after the threshold; the counter resets when the server was idle this long.",
+    )
+    smtp_routing_hourly_max = fields.Integer(string="Per Hour", help="At most this many per clock hour. 0: no cap.")
+    smtp_routing_daily_max = fields.Integer(
+        string="Per Day", help="At most this many per calendar day (UTC). 0: no cap."
+    )
+    smtp_routing_batch_max_count = fields.Integer(
+        string="Batch: Mails", help="At most this many mails per run. 0: no limit."
+    )
+    smtp_routing_batch_max_mb = fields.Float(
+        string="Batch: MB", help="At most this many megabytes per run. 0: no limit."
+    )
+    smtp_routing_batch_interval = fields.Integer(
+        string="Batch: Every (min)", default=5, help="Minutes between two runs of a full batch."
+    )
+    smtp_routing_count_recipients = fields.Boolean(
+        string="Count Recipients",
+        help="Limits count recipients instead of messages (Google and Microsoft count recipients).",
+    )
+    smtp_routing_cooldown_seconds = fields.Integer(
+        string="Cooldown (s)",
+        default=60,
+        help="After a connection, login, TLS or time-out failure, or a temporary refusal, skip this server for "
+        "this long; mail goes to the next server meanwhile.",
+    )
+    smtp_routing_timeout = fields.Integer(
+        string="Time-out (s)", default=30, help="Seconds to wait for the server before giving up on it."
+    )
+    smtp_routing_health = fields.Selection(
+        [("healthy", "Healthy"), ("cooling", "Cooling down"), ("limited", "Over a limit")],
+        string="Status",
+        compute="_compute_smtp_routing_queue_status",
+    )
+    smtp_routing_cooldown_until = fields.Datetime(
+        string="Cooling Down Until", compute="_compute_smtp_routing_queue_status"
+    )
+    smtp_routing_quota = fields.Text(string="Quota Left", compute="_compute_smtp_routing_queue_status")
+    smtp_routing_next_slot = fields.Datetime(string="Next Free Slot", compute="_compute_smtp_routing_queue_status")
+    smtp_routing_queued_count = fields.Integer(string="Queued", compute="_compute_smtp_routing_queue_status")
+    smtp_routing_queue_eta = fields.Datetime(string="Queue Out By", compute="_compute_smtp_routing_queue_status")
     # Delivery history
     smtp_routing_log_ids = fields.One2many("smtp_routing.delivery.log", "server_id", string="Delivery History")
     smtp_routing_sent_24h = fields.Integer(string="Sent (24h)", compute="_compute_smtp_routing_history")
@@ -171,8 +272,8 @@ class IrMailServer(models.Model):
         if error.code == "bad_key":
             return self.env._(
                 "The SMTP password key is not valid (%(detail)s). SMTP_ROUTING_KEYS / smtp_routing_keys must hold "
-                "comma-separated Fernet keys; generate one with: python3 -c \"from cryptography.fernet import "
-                "Fernet; print(Fernet.generate_key().decode())\"",
+                'comma-separated Fernet keys; generate one with: python3 -c "from cryptography.fernet import '
+                'Fernet; print(Fernet.generate_key().decode())"',
                 detail=error.detail,
             )
         if error.code == "no_key_file":
@@ -200,6 +301,61 @@ class IrMailServer(models.Model):
                 last = Log.search([("server_id", "=", server.id), ("outcome", "=", "failed")], limit=1)
             server.smtp_routing_last_error = last.summary if last else False
             server.smtp_routing_last_error_date = last.date if last else False
+
+    def _smtp_routing_limits(self):
+        self.ensure_one()
+        unit = {"minutes": 60, "hours": 3600, "days": 86400}.get(self.smtp_routing_throttle_unit or "hours", 3600)
+        return limits_tool.Limits(
+            throttle_max=max(self.smtp_routing_throttle_max, 0),
+            throttle_seconds=max(self.smtp_routing_throttle_duration, 0) * unit,
+            flood_max=max(self.smtp_routing_flood_max, 0),
+            flood_pause=max(self.smtp_routing_flood_pause, 0),
+            hourly_max=max(self.smtp_routing_hourly_max, 0),
+            daily_max=max(self.smtp_routing_daily_max, 0),
+            batch_max_count=max(self.smtp_routing_batch_max_count, 0),
+            batch_max_bytes=int(max(self.smtp_routing_batch_max_mb, 0) * 1024 * 1024),
+            batch_interval=max(self.smtp_routing_batch_interval, 0) * 60,
+            count_recipients=self.smtp_routing_count_recipients,
+        )
+
+    def _compute_smtp_routing_queue_status(self):
+        now = fields.Datetime.now()
+        rows = self.env["smtp_routing.server.state"].sudo()._smtp_routing_read(self)
+        queued = dict(
+            self.env["mail.mail"]
+            .sudo()
+            ._read_group(
+                [("state", "=", "outgoing"), ("smtp_routing_server_id", "in", self.ids)],
+                ["smtp_routing_server_id"],
+                ["__count"],
+            )
+        )
+        labels = {
+            "throttle": self.env._("Throttle"),
+            "flood": self.env._("Anti-flood"),
+            "hourly": self.env._("This hour"),
+            "daily": self.env._("Today"),
+            "batch": self.env._("This batch"),
+        }
+        for server in self:
+            row = rows.get(server.id) or {}
+            limits = server._smtp_routing_limits()
+            state = state_from_row(row)
+            left = limits_tool.remaining(limits, state, now)
+            cooldown = row.get("cooldown_until")
+            cooldown = cooldown if cooldown and cooldown > now else False
+            exhausted = [resets for value, resets in left.values() if value <= 0 and resets]
+            server.smtp_routing_cooldown_until = cooldown
+            server.smtp_routing_health = "cooling" if cooldown else ("limited" if exhausted else "healthy")
+            server.smtp_routing_quota = "\n".join(
+                self.env._("%(limit)s: %(left)s left", limit=labels[name], left=max(value, 0))
+                + (self.env._(" (resets %(when)s UTC)", when=fields.Datetime.to_string(resets)) if resets else "")
+                for name, (value, resets) in left.items()
+            ) or self.env._("No limit")
+            server.smtp_routing_next_slot = max([cooldown] if cooldown else exhausted or [False]) or False
+            count = queued.get(server, 0)
+            server.smtp_routing_queued_count = count
+            server.smtp_routing_queue_eta = limits_tool.eta(limits, state, max(now, cooldown or now), count) or False
 
     # -- constraints and onchanges ------------------------------------------------------
     @api.constrains("smtp_host", "smtp_authentication")
@@ -369,47 +525,135 @@ class IrMailServer(models.Model):
         }
 
     # -- routing --------------------------------------------------------------------------
+    @api.model
+    def _smtp_routing_order(self, servers):
+        """The company's default server(s) first, then the others in their given (priority) order."""
+        company = self.env.company
+        defaults = servers.filtered(
+            lambda s: s.smtp_routing_is_default and s.company_id in (company, self.env["res.company"])
+        )
+        if not defaults:
+            return servers
+        return defaults.sorted(lambda s: (not s.company_id, s.sequence, s.id)) + (servers - defaults)
+
     def _find_mail_server(self, email_from, mail_servers=None):
         """Prefer the company's default server wherever Odoo would take "the first server"."""
         if mail_servers is None:
             mail_servers = self.sudo().search([], order="sequence")
-        company = self.env.company
-        defaults = mail_servers.filtered(
-            lambda s: s.smtp_routing_is_default and s.company_id in (company, self.env["res.company"])
-        )
-        if defaults:
-            defaults = defaults.sorted(lambda s: (not s.company_id, s.sequence, s.id))
-            mail_servers = defaults + (mail_servers - defaults)
-        return super()._find_mail_server(email_from, mail_servers=mail_servers)
+        return super()._find_mail_server(email_from, mail_servers=self._smtp_routing_order(mail_servers))
 
     # -- sending: identity, tagging, delivery log -----------------------------------------------
+    @api.constrains(
+        "smtp_routing_throttle_max",
+        "smtp_routing_throttle_duration",
+        "smtp_routing_flood_max",
+        "smtp_routing_flood_pause",
+        "smtp_routing_hourly_max",
+        "smtp_routing_daily_max",
+        "smtp_routing_batch_max_count",
+        "smtp_routing_batch_max_mb",
+        "smtp_routing_batch_interval",
+        "smtp_routing_cooldown_seconds",
+        "smtp_routing_timeout",
+    )
+    def _check_smtp_routing_limits(self):
+        for server in self:
+            numbers = {
+                self.env._("Throttle messages"): server.smtp_routing_throttle_max,
+                self.env._("Anti-flood threshold"): server.smtp_routing_flood_max,
+                self.env._("Per hour"): server.smtp_routing_hourly_max,
+                self.env._("Per day"): server.smtp_routing_daily_max,
+                self.env._("Batch mails"): server.smtp_routing_batch_max_count,
+                self.env._("Batch MB"): server.smtp_routing_batch_max_mb,
+                self.env._("Batch interval"): server.smtp_routing_batch_interval,
+                self.env._("Cooldown"): server.smtp_routing_cooldown_seconds,
+            }
+            for label, value in numbers.items():
+                if value < 0:
+                    raise ValidationError(
+                        self.env._(
+                            "%(field)s of %(server)s cannot be negative (use 0 to switch it off).",
+                            field=label,
+                            server=server.name,
+                        )
+                    )
+            if server.smtp_routing_throttle_max and server.smtp_routing_throttle_duration <= 0:
+                raise ValidationError(
+                    self.env._(
+                        "The throttle of %(server)s needs a duration of at least 1 %(unit)s.",
+                        server=server.name,
+                        unit=server.smtp_routing_throttle_unit,
+                    )
+                )
+            if server.smtp_routing_flood_max and server.smtp_routing_flood_pause <= 0:
+                raise ValidationError(
+                    self.env._("The anti-flood of %(server)s needs a pause of at least 1 second.", server=server.name)
+                )
+            if not 1 <= server.smtp_routing_timeout <= 600:
+                raise ValidationError(
+                    self.env._("The time-out of %(server)s must be between 1 and 600 seconds.", server=server.name)
+                )
+
     def _smtp_login(self, connection, smtp_user, smtp_password):
         if len(self) == 1 and self.smtp_routing_pass_encrypted and self.smtp_routing_pass_error:
             raise UserError(self.smtp_routing_pass_error)
         return super()._smtp_login(connection, smtp_user, smtp_password)
 
-    def connect(self, host=None, port=None, user=None, password=None, encryption=None, smtp_from=None,
-                ssl_certificate=None, ssl_private_key=None, smtp_debug=False, mail_server_id=None,
-                allow_archived=False):
+    def connect(
+        self,
+        host=None,
+        port=None,
+        user=None,
+        password=None,
+        encryption=None,
+        smtp_from=None,
+        ssl_certificate=None,
+        ssl_private_key=None,
+        smtp_debug=False,
+        mail_server_id=None,
+        allow_archived=False,
+    ):
         if modules.module.current_test:
-            return super().connect(host=host, port=port, user=user, password=password, encryption=encryption,
-                                   smtp_from=smtp_from, ssl_certificate=ssl_certificate,
-                                   ssl_private_key=ssl_private_key, smtp_debug=smtp_debug,
-                                   mail_server_id=mail_server_id, allow_archived=allow_archived)
+            return super().connect(
+                host=host,
+                port=port,
+                user=user,
+                password=password,
+                encryption=encryption,
+                smtp_from=smtp_from,
+                ssl_certificate=ssl_certificate,
+                ssl_private_key=ssl_private_key,
+                smtp_debug=smtp_debug,
+                mail_server_id=mail_server_id,
+                allow_archived=allow_archived,
+            )
         if not mail_server_id and not host:
             # Resolve the server here (as super() would) so the session knows which server it is.
             server, smtp_from = self.sudo()._find_mail_server(smtp_from)
             mail_server_id = server.id if server else None
+        timeout = self.sudo().browse(mail_server_id).smtp_routing_timeout if mail_server_id else None
         started = time.monotonic()
         try:
-            connection = super().connect(
-                host=host, port=port, user=user, password=password, encryption=encryption, smtp_from=smtp_from,
-                ssl_certificate=ssl_certificate, ssl_private_key=ssl_private_key, smtp_debug=smtp_debug,
-                mail_server_id=mail_server_id, allow_archived=allow_archived,
-            )
+            with server_timeout(timeout):
+                connection = super().connect(
+                    host=host,
+                    port=port,
+                    user=user,
+                    password=password,
+                    encryption=encryption,
+                    smtp_from=smtp_from,
+                    ssl_certificate=ssl_certificate,
+                    ssl_private_key=ssl_private_key,
+                    smtp_debug=smtp_debug,
+                    mail_server_id=mail_server_id,
+                    allow_archived=allow_archived,
+                )
         except Exception as error:
             self.env["smtp_routing.delivery.log"]._smtp_routing_record(
-                server_id=mail_server_id, error=error, duration=time.monotonic() - started, stage="connect",
+                server_id=mail_server_id,
+                error=error,
+                duration=time.monotonic() - started,
+                stage="connect",
                 email_from=smtp_from,
             )
             raise
@@ -451,15 +695,33 @@ class IrMailServer(models.Model):
             smtp_session.smtp_from = session_from
 
     @api.model
-    def send_email(self, message, mail_server_id=None, smtp_server=None, smtp_port=None, smtp_user=None,
-                   smtp_password=None, smtp_encryption=None, smtp_ssl_certificate=None, smtp_ssl_private_key=None,
-                   smtp_debug=False, smtp_session=None):
+    def send_email(
+        self,
+        message,
+        mail_server_id=None,
+        smtp_server=None,
+        smtp_port=None,
+        smtp_user=None,
+        smtp_password=None,
+        smtp_encryption=None,
+        smtp_ssl_certificate=None,
+        smtp_ssl_private_key=None,
+        smtp_debug=False,
+        smtp_session=None,
+    ):
         mail_id = message[MAIL_ID_HEADER]
         del message[MAIL_ID_HEADER]
         kwargs = dict(
-            mail_server_id=mail_server_id, smtp_server=smtp_server, smtp_port=smtp_port, smtp_user=smtp_user,
-            smtp_password=smtp_password, smtp_encryption=smtp_encryption, smtp_ssl_certificate=smtp_ssl_certificate,
-            smtp_ssl_private_key=smtp_ssl_private_key, smtp_debug=smtp_debug, smtp_session=smtp_session,
+            mail_server_id=mail_server_id,
+            smtp_server=smtp_server,
+            smtp_port=smtp_port,
+            smtp_user=smtp_user,
+            smtp_password=smtp_password,
+            smtp_encryption=smtp_encryption,
+            smtp_ssl_certificate=smtp_ssl_certificate,
+            smtp_ssl_private_key=smtp_ssl_private_key,
+            smtp_debug=smtp_debug,
+            smtp_session=smtp_session,
         )
         if modules.module.current_test:
             return super().send_email(message, **kwargs)

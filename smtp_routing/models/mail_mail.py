@@ -1,11 +1,28 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-from odoo import api, models
+from odoo import api, fields, models
 
 from .ir_mail_server import MAIL_ID_HEADER
+from .mail_queue import QueueRun
 
 
 class MailMail(models.Model):
     _inherit = "mail.mail"
+
+    smtp_routing_server_id = fields.Many2one(
+        "ir.mail_server",
+        string="Sent Through",
+        readonly=True,
+        index="btree_not_null",
+        copy=False,
+        help="The server that carried this mail, or, while it waits, the server it is planned for.",
+    )
+    smtp_routing_deferred_reason = fields.Char(string="Deferred Because", readonly=True, copy=False)
+    smtp_routing_lease_until = fields.Datetime(
+        string="Claimed Until",
+        readonly=True,
+        copy=False,
+        help="A sending worker holds this mail until then; after a crash it becomes due again.",
+    )
 
     @api.model
     def process_email_queue(self, ids=None, batch_size=1000):
@@ -15,9 +32,10 @@ class MailMail(models.Model):
 
     def send(self, auto_commit=False, raise_exception=False, post_send_callback=None):
         source = self.env.context.get("smtp_routing_source") or "send_now"
-        result = super(MailMail, self.with_context(smtp_routing_source=source)).send(
-            auto_commit=auto_commit, raise_exception=raise_exception, post_send_callback=post_send_callback
-        )
+        mails = self.with_context(smtp_routing_source=source)
+        result = QueueRun(
+            mails, auto_commit=auto_commit, raise_exception=raise_exception, post_send_callback=post_send_callback
+        ).execute()
         # One INSERT for the attempts of this run; after an exception the buffer waits
         # for the commit (or goes with the rollback, like the mail states it describes).
         self.env["smtp_routing.delivery.log"]._smtp_routing_flush()

@@ -51,7 +51,10 @@ class SmtpRoutingDeliveryLog(models.Model):
     recipient_count = fields.Integer(string="Recipient Count", readonly=True, aggregator="sum")
     source = fields.Selection(SOURCE_SELECTION, required=True, default="direct", readonly=True)
     stage = fields.Selection(
-        [("connect", "Connect"), ("send", "Send")], required=True, default="send", readonly=True,
+        [("connect", "Connect"), ("send", "Send")],
+        required=True,
+        default="send",
+        readonly=True,
         help="Connect: the connection or login failed before any message. Send: one message's SMTP transaction.",
     )
     outcome = fields.Selection([("sent", "Sent"), ("failed", "Failed")], required=True, readonly=True, index=True)
@@ -76,8 +79,19 @@ class SmtpRoutingDeliveryLog(models.Model):
 
     # -- recording (called while sending; buffered, written in one INSERT) -------------------
     @api.model
-    def _smtp_routing_record(self, *, server_id=None, error=None, duration=0.0, stage="send", mail_id=False,
-                             message_id=None, subject=None, email_from=None, recipients=()):
+    def _smtp_routing_record(
+        self,
+        *,
+        server_id=None,
+        error=None,
+        duration=0.0,
+        stage="send",
+        mail_id=False,
+        message_id=None,
+        subject=None,
+        email_from=None,
+        recipients=(),
+    ):
         """Buffer one attempt; rows are inserted together before the transaction commits.
 
         Also flushed explicitly at the end of a ``mail.mail.send()`` run (see

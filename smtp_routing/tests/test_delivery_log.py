@@ -2,6 +2,7 @@
 """Every attempt leaves a classified delivery-log row; each category provoked for real."""
 
 import socket
+import time
 from datetime import timedelta
 from unittest.mock import patch
 
@@ -60,7 +61,9 @@ class TestDeliveryLog(LiveSmtpCase):
         self.assertEqual((log.outcome, log.stage, log.category), ("failed", "connect", "auth"))
         self.assertEqual((log.smtp_code, log.enhanced_status), (535, "5.7.8"))
         self.assertNotIn("wrong", log.reply or "")
-        self.assertEqual(mail.state, "exception")
+        # a server problem never fails the mail: it waits for the server (or another one)
+        self.assertEqual(mail.state, "outgoing")
+        self.assertTrue(mail.scheduled_date)
 
     def test_closed_port_is_connection_refused(self):
         self.mail_server.smtp_port = closed_port()
@@ -89,27 +92,45 @@ class TestDeliveryLog(LiveSmtpCase):
         log = self._logs()
         self.assertEqual((log.stage, log.category), ("connect", "dns"))
 
-    def test_timeout(self):
-        self.smtpd.add_fault("CONNECT", action="hang", seconds=3)
-        with patch("odoo.addons.base.models.ir_mail_server.SMTP_TIMEOUT", 0.3):
-            self.create_mail().send()
-        self.assertEqual(self._logs().category, "timeout")
+    def test_timeout_uses_the_server_time_out(self):
+        self.smtpd.add_fault("CONNECT", action="hang", seconds=5)
+        self.mail_server.smtp_routing_timeout = 1
+        started = time.monotonic()
+        mail = self.create_mail()
+        mail.send()
+        self.assertLess(time.monotonic() - started, 4, "Odoo's 60 s constant was not used")
+        log = self._logs()
+        self.assertEqual(log.category, "timeout")
+        self.assertGreaterEqual(log.duration_ms, 900)
+        self.assertEqual(mail.state, "outgoing")
 
-    def test_reply_categories(self):
+    def _reset(self):
+        self.env["smtp_routing.delivery.log"].search([]).unlink()
+        self.env["smtp_routing.server.state"].search([]).unlink()
+        self.smtpd.clear_faults()
+
+    def test_permanent_reply_categories_fail_the_mail(self):
         cases = [
             ("RCPT", "550 5.1.1 User unknown", "recipient_rejected", 550, "5.1.1"),
             ("MESSAGE", "552 5.3.4 Message size exceeds fixed limit", "too_large", 552, "5.3.4"),
-            ("MAIL", "421 4.7.0 Too many messages, try later", "temporary", 421, "4.7.0"),
-            ("RCPT", "452 4.5.3 Too many recipients", "temporary", 452, "4.5.3"),
-            ("MESSAGE", "554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException", "send_as_denied", 554,
-             "5.2.0"),
-            ("MESSAGE", "550 5.7.60 SMTP; Client does not have permissions to send as this sender",
-             "send_as_denied", 550, "5.7.60"),
+            (
+                "MESSAGE",
+                "554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException",
+                "send_as_denied",
+                554,
+                "5.2.0",
+            ),
+            (
+                "MESSAGE",
+                "550 5.7.60 SMTP; Client does not have permissions to send as this sender",
+                "send_as_denied",
+                550,
+                "5.7.60",
+            ),
         ]
         for point, reply, category, code, status in cases:
             with self.subTest(reply=reply):
-                self.env["smtp_routing.delivery.log"].search([]).unlink()
-                self.smtpd.clear_faults()
+                self._reset()
                 self.smtpd.add_fault(point, reply=reply)
                 mail, log = self._send_and_get_log()
                 self.assertEqual((log.outcome, log.stage, log.category), ("failed", "send", category))
@@ -117,6 +138,22 @@ class TestDeliveryLog(LiveSmtpCase):
                 self.assertEqual(log.reply, reply[4:])
                 self.assertEqual(log.mail_id, mail)
                 self.assertEqual(mail.state, "exception")
+                self.assertIn(reply[4:], mail.failure_reason)
+                self.assertEqual(mail.failure_type, "mail_smtp")
+
+    def test_temporary_replies_defer_the_mail(self):
+        for point, reply in [
+            ("MAIL", "421 4.7.0 Too many messages, try later"),
+            ("RCPT", "452 4.5.3 Too many recipients"),
+        ]:
+            with self.subTest(reply=reply):
+                self._reset()
+                self.smtpd.add_fault(point, reply=reply)
+                mail, log = self._send_and_get_log()
+                self.assertEqual((log.outcome, log.category, log.smtp_code), ("failed", "temporary", int(reply[:3])))
+                self.assertEqual(mail.state, "outgoing")
+                self.assertGreater(mail.scheduled_date, fields.Datetime.now())
+                self.assertIn("cooling down", mail.smtp_routing_deferred_reason)
 
     def test_history_counts_and_last_error(self):
         self.create_mail().send()

@@ -34,12 +34,12 @@ class TestLiveDelivery(LiveSmtpCase):
             sorted(f"client{index}@example.com" for index in range(5)),
         )
 
-    def test_wrong_password_fails_the_mail_and_delivers_nothing(self):
+    def test_wrong_password_delivers_nothing_and_keeps_the_mail(self):
         self.mail_server.smtp_pass = "not-the-password"
         mail = self.create_mail()
         mail.send()
-        self.assertEqual(mail.state, "exception")
-        self.assertIn("535", mail.failure_reason or "")
+        self.assertEqual(mail.state, "outgoing")
+        self.assertIn("cooling down", mail.smtp_routing_deferred_reason)
         self.assertEqual(self.smtpd.messages, [])
         self.assertEqual(self.smtpd.auth_attempts[-1][1:], ("odoo", False))
 

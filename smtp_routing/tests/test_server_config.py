@@ -64,8 +64,9 @@ class TestServerConfig(TransactionCase):
         with Form(self.env["ir.mail_server"]) as form:
             form.name = "Office 365"
             form.smtp_routing_provider = "microsoft365"
-            self.assertEqual((form.smtp_host, form.smtp_port, form.smtp_encryption),
-                             ("smtp.office365.com", 587, "starttls"))
+            self.assertEqual(
+                (form.smtp_host, form.smtp_port, form.smtp_encryption), ("smtp.office365.com", 587, "starttls")
+            )
             self.assertIn("30 per minute", form.smtp_routing_provider_note)
             self.assertIn("10,000 recipients per day", form.smtp_routing_provider_note)
             form.smtp_routing_provider = "amazon_ses_eu-west-1"
@@ -91,11 +92,13 @@ class TestServerConfig(TransactionCase):
 @tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
 class TestServerIdentity(LiveSmtpCase):
     def test_system_mail_takes_server_from_and_sender(self):
-        self.mail_server.write({
-            "smtp_routing_from_email": "office@practice.example",
-            "smtp_routing_from_name": "Practice Office",
-            "smtp_routing_sender_email": "relay@practice.example",
-        })
+        self.mail_server.write(
+            {
+                "smtp_routing_from_email": "office@practice.example",
+                "smtp_routing_from_name": "Practice Office",
+                "smtp_routing_sender_email": "relay@practice.example",
+            }
+        )
         alias_domain = self.env["mail.alias.domain"].create({"name": "practice.example"})
         self.env.company.alias_domain_id = alias_domain
         default_from = self.env["ir.mail_server"]._get_default_from_address()

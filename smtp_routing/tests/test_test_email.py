@@ -14,10 +14,12 @@ class TestTestEmail(LiveSmtpCase):
         return self.env["smtp_routing.test.email"].with_context(**action["context"]).create(values)
 
     def test_real_test_email_from_server_identity(self):
-        self.mail_server.write({
-            "smtp_routing_from_email": "office@practice.example",
-            "smtp_routing_from_name": "Practice Office",
-        })
+        self.mail_server.write(
+            {
+                "smtp_routing_from_email": "office@practice.example",
+                "smtp_routing_from_name": "Practice Office",
+            }
+        )
         wizard = self._wizard(email_to="admin-check@example.com")
         wizard.action_send()
         self.assertEqual(wizard.state, "sent", wizard.result_reply)

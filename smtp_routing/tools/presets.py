@@ -30,35 +30,98 @@ class Preset:
 
 
 SES_REGIONS = (
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1",
-    "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-south-1", "eu-north-1",
-    "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
-    "ap-southeast-1", "ap-southeast-2", "sa-east-1", "me-south-1", "af-south-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-south-1",
+    "eu-north-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "sa-east-1",
+    "me-south-1",
+    "af-south-1",
 )
 
 _PRESETS = (
-    Preset("gmail", "Gmail (personal account)", "smtp.gmail.com", 587, "starttls",
-           Limits(per_day=500, recipients_per_message=100, max_message_mb=25, counts_recipients=True),
-           "About 500 recipients per day. Meant for one person's mail, not for a practice's bulk mail."),
-    Preset("google_workspace", "Google Workspace", "smtp.gmail.com", 587, "starttls",
-           Limits(per_day=2000, recipients_per_message=100, max_message_mb=25, counts_recipients=True),
-           "2,000 messages per day per user, at most 100 recipients per message."),
-    Preset("microsoft365", "Microsoft 365 / Exchange Online", "smtp.office365.com", 587, "starttls",
-           Limits(per_minute=30, recipients_per_day=10000, recipients_per_message=500, max_message_mb=35,
-                  counts_recipients=True),
-           "30 messages per minute and 10,000 recipients per day per mailbox. SMTP AUTH must be enabled "
-           "for the mailbox."),
-    Preset("sendgrid", "SendGrid", "smtp.sendgrid.net", 587, "starttls",
-           Limits(recipients_per_message=1000, max_message_mb=30),
-           "User name is the literal 'apikey'; the password is an API key. Daily volume depends on the plan."),
-    Preset("postmark", "Postmark", "smtp.postmarkapp.com", 587, "starttls",
-           Limits(recipients_per_message=50, max_message_mb=10),
-           "User name and password are both the server API token."),
-    Preset("mailgun", "Mailgun", "smtp.mailgun.org", 587, "starttls",
-           Limits(recipients_per_message=1000, max_message_mb=25),
-           "Use the EU host smtp.eu.mailgun.org for EU-region domains."),
-    Preset("generic", "Generic SMTP server", "", 587, "starttls", Limits(),
-           "Any server: fill in the host your provider gives you."),
+    Preset(
+        "gmail",
+        "Gmail (personal account)",
+        "smtp.gmail.com",
+        587,
+        "starttls",
+        Limits(per_day=500, recipients_per_message=100, max_message_mb=25, counts_recipients=True),
+        "About 500 recipients per day. Meant for one person's mail, not for a practice's bulk mail.",
+    ),
+    Preset(
+        "google_workspace",
+        "Google Workspace",
+        "smtp.gmail.com",
+        587,
+        "starttls",
+        Limits(per_day=2000, recipients_per_message=100, max_message_mb=25, counts_recipients=True),
+        "2,000 messages per day per user, at most 100 recipients per message.",
+    ),
+    Preset(
+        "microsoft365",
+        "Microsoft 365 / Exchange Online",
+        "smtp.office365.com",
+        587,
+        "starttls",
+        Limits(
+            per_minute=30,
+            recipients_per_day=10000,
+            recipients_per_message=500,
+            max_message_mb=35,
+            counts_recipients=True,
+        ),
+        "30 messages per minute and 10,000 recipients per day per mailbox. SMTP AUTH must be enabled for the mailbox.",
+    ),
+    Preset(
+        "sendgrid",
+        "SendGrid",
+        "smtp.sendgrid.net",
+        587,
+        "starttls",
+        Limits(recipients_per_message=1000, max_message_mb=30),
+        "User name is the literal 'apikey'; the password is an API key. Daily volume depends on the plan.",
+    ),
+    Preset(
+        "postmark",
+        "Postmark",
+        "smtp.postmarkapp.com",
+        587,
+        "starttls",
+        Limits(recipients_per_message=50, max_message_mb=10),
+        "User name and password are both the server API token.",
+    ),
+    Preset(
+        "mailgun",
+        "Mailgun",
+        "smtp.mailgun.org",
+        587,
+        "starttls",
+        Limits(recipients_per_message=1000, max_message_mb=25),
+        "Use the EU host smtp.eu.mailgun.org for EU-region domains.",
+    ),
+    Preset(
+        "generic",
+        "Generic SMTP server",
+        "",
+        587,
+        "starttls",
+        Limits(),
+        "Any server: fill in the host your provider gives you.",
+    ),
 )
 
 SES_LIMITS = Limits(per_day=50000, max_message_mb=40, recipients_per_message=50)
@@ -67,10 +130,16 @@ SES_LIMITS = Limits(per_day=50000, max_message_mb=40, recipients_per_message=50)
 def ses_preset(region):
     if region not in SES_REGIONS:
         raise KeyError(region)
-    return Preset(f"amazon_ses_{region}", f"Amazon SES ({region})", f"email-smtp.{region}.amazonaws.com", 587,
-                  "starttls", SES_LIMITS,
-                  "SMTP credentials are created in the SES console (not the AWS access key). The sending quota "
-                  "depends on the account; new accounts start in the sandbox (200 per day).")
+    return Preset(
+        f"amazon_ses_{region}",
+        f"Amazon SES ({region})",
+        f"email-smtp.{region}.amazonaws.com",
+        587,
+        "starttls",
+        SES_LIMITS,
+        "SMTP credentials are created in the SES console (not the AWS access key). The sending quota "
+        "depends on the account; new accounts start in the sandbox (200 per day).",
+    )
 
 
 PRESETS = {preset.code: preset for preset in _PRESETS}
@@ -108,13 +177,43 @@ def describe_limits(limits):
 
 # Free consumer mailbox domains: a company server sending as one of these gets
 # banned for bulk use, and fails DMARC when it relays through another provider.
-CONSUMER_DOMAINS = frozenset({
-    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "hotmail.co.uk",
-    "hotmail.fr", "hotmail.es", "outlook.es", "outlook.fr", "yahoo.com", "yahoo.es", "yahoo.fr", "yahoo.co.uk",
-    "ymail.com", "aol.com", "icloud.com", "me.com", "mac.com", "gmx.com", "gmx.de", "gmx.net", "web.de",
-    "mail.com", "proton.me", "protonmail.com", "zoho.com", "yandex.com", "yandex.ru", "mail.ru", "qq.com",
-    "163.com",
-})
+CONSUMER_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "msn.com",
+        "hotmail.co.uk",
+        "hotmail.fr",
+        "hotmail.es",
+        "outlook.es",
+        "outlook.fr",
+        "yahoo.com",
+        "yahoo.es",
+        "yahoo.fr",
+        "yahoo.co.uk",
+        "ymail.com",
+        "aol.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "gmx.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "mail.com",
+        "proton.me",
+        "protonmail.com",
+        "zoho.com",
+        "yandex.com",
+        "yandex.ru",
+        "mail.ru",
+        "qq.com",
+        "163.com",
+    }
+)
 
 
 def is_consumer_address(address):

@@ -46,22 +46,33 @@ class SmtpRoutingTestEmail(models.TransientModel):
 
     def _hint(self, category):
         hints = {
-            "auth": self.env._("Check the user name and password (for Google and Microsoft: an app password, or "
-                               "OAuth; for SendGrid and Postmark: the API key)."),
-            "connection_refused": self.env._("Check the host and port, and that this Odoo may reach the server "
-                                             "(firewall, provider blocking port 25)."),
+            "auth": self.env._(
+                "Check the user name and password (for Google and Microsoft: an app password, or "
+                "OAuth; for SendGrid and Postmark: the API key)."
+            ),
+            "connection_refused": self.env._(
+                "Check the host and port, and that this Odoo may reach the server "
+                "(firewall, provider blocking port 25)."
+            ),
             "dns": self.env._("The host name does not resolve: check its spelling."),
             "timeout": self.env._("The server did not answer in time: check host, port and firewall."),
-            "tls": self.env._("Check the encryption: port 465 uses SSL/TLS, port 587 uses STARTTLS; "
-                              "the server certificate must be valid for the host name."),
-            "sender_rejected": self.env._("The server refuses this From address: use an address this account may "
-                                          "send from, or set the server's From email."),
-            "send_as_denied": self.env._("The account may not send as this From address: grant it Send-As "
-                                         "permission at your provider, or send from the account's own address."),
+            "tls": self.env._(
+                "Check the encryption: port 465 uses SSL/TLS, port 587 uses STARTTLS; "
+                "the server certificate must be valid for the host name."
+            ),
+            "sender_rejected": self.env._(
+                "The server refuses this From address: use an address this account may "
+                "send from, or set the server's From email."
+            ),
+            "send_as_denied": self.env._(
+                "The account may not send as this From address: grant it Send-As "
+                "permission at your provider, or send from the account's own address."
+            ),
             "recipient_rejected": self.env._("The server refused the recipient: check the address."),
             "too_large": self.env._("The message is larger than the server accepts."),
-            "temporary": self.env._("The server refused for now (rate limit, greylisting or busy): "
-                                    "try again in a few minutes."),
+            "temporary": self.env._(
+                "The server refused for now (rate limit, greylisting or busy): try again in a few minutes."
+            ),
             "config": self.env._("Fix the configuration named in the reply."),
         }
         return hints.get(category, self.env._("See the server's reply."))
@@ -69,11 +80,14 @@ class SmtpRoutingTestEmail(models.TransientModel):
     def _build_message(self, email_from):
         server = self.server_id
         body = self.env._(
-            "This is a test email from Odoo, sent through the outgoing server \"%(server)s\" "
+            'This is a test email from Odoo, sent through the outgoing server "%(server)s" '
             "(%(host)s:%(port)s, %(encryption)s) by %(user)s.\n\nIf you can read this, the server works.",
-            server=server.name, host=server.smtp_host, port=server.smtp_port,
+            server=server.name,
+            host=server.smtp_host,
+            port=server.smtp_port,
             encryption=dict(server._fields["smtp_encryption"]._description_selection(self.env)).get(
-                server.smtp_encryption, server.smtp_encryption),
+                server.smtp_encryption, server.smtp_encryption
+            ),
             user=self.env.user.name,
         )
         return self.env["ir.mail_server"].build_email(
@@ -87,34 +101,39 @@ class SmtpRoutingTestEmail(models.TransientModel):
         self.ensure_one()
         if not self.email_to:
             if not self.env.user.email:
-                raise UserError(self.env._(
-                    "Your user has no email address, so there is no default recipient: enter the address to send "
-                    "the test email to, or add your email in your Preferences."))
+                raise UserError(
+                    self.env._(
+                        "Your user has no email address, so there is no default recipient: enter the address to send "
+                        "the test email to, or add your email in your Preferences."
+                    )
+                )
             raise UserError(self.env._("Enter the address to send the test email to."))
         if not email_normalize(self.email_to, strict=True):
             raise UserError(self.env._("%(address)s is not a valid email address.", address=self.email_to))
         email_from = self._test_from()
         if not email_from:
-            raise UserError(self.env._(
-                "No From address for the test: set the server's From email, or add an email to your user."))
+            raise UserError(
+                self.env._("No From address for the test: set the server's From email, or add an email to your user.")
+            )
         message = self._build_message(email_from)
         IrMailServer = self.env["ir.mail_server"].sudo().with_context(smtp_routing_source="test")
         session = None
         try:
             if modules.module.current_test:
                 raise UserError(self.env._("Test emails cannot be sent while Odoo runs its test suite."))
-            session = IrMailServer.connect(mail_server_id=self.server_id.id, smtp_from=email_from,
-                                           allow_archived=True)
+            session = IrMailServer.connect(mail_server_id=self.server_id.id, smtp_from=email_from, allow_archived=True)
             message_id = IrMailServer.send_email(message, mail_server_id=self.server_id.id, smtp_session=session)
         except Exception as error:  # noqa: BLE001 - every failure is shown and recorded, never raised
             outcome = classify(error)
-            self.write({
-                "state": "failed",
-                "result_category": outcome.category,
-                "result_code": " ".join(str(p) for p in (outcome.smtp_code, outcome.enhanced_status) if p) or False,
-                "result_reply": outcome.text,
-                "result_hint": self._hint(outcome.category),
-            })
+            self.write(
+                {
+                    "state": "failed",
+                    "result_category": outcome.category,
+                    "result_code": " ".join(str(p) for p in (outcome.smtp_code, outcome.enhanced_status) if p) or False,
+                    "result_reply": outcome.text,
+                    "result_hint": self._hint(outcome.category),
+                }
+            )
         else:
             self.write({"state": "sent", "result_message_id": message_id, "result_category": False})
         finally:

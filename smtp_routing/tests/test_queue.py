@@ -1,0 +1,203 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""Limits defer, failures fail over and cool down, claims prevent double sending (real loopback SMTP)."""
+
+from datetime import timedelta
+
+from odoo import fields
+from odoo.exceptions import ValidationError
+from odoo.tests import tagged
+
+from ..testing.smtpd import closed_port
+from .common import LiveSmtpCase
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestQueue(LiveSmtpCase):
+    smtp_credentials = {}
+    smtp_tls = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.backup_smtpd = cls.start_smtp_server()
+        cls.backup = cls.create_mail_server(cls.backup_smtpd, name="Loopback backup", sequence=2)
+
+    def setUp(self):
+        super().setUp()
+        self.backup_smtpd.clear()
+        self.backup_smtpd.clear_faults()
+
+    def _mails(self, count, **values):
+        mails = self.env["mail.mail"]
+        for index in range(count):
+            mails |= self.create_mail(email_to=f"client{index}@example.com", subject=f"Mail {index}", **values)
+        return mails
+
+    def _state(self, server):
+        return self.env["smtp_routing.server.state"].search([("server_id", "=", server.id)])
+
+    def _triggers_at(self, when):
+        cron = self.env.ref("mail.ir_cron_mail_scheduler_action")
+        return self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id), ("call_at", "=", when)])
+
+    # -- limits ---------------------------------------------------------------------------------
+    def test_throttle_defers_the_rest_to_the_end_of_the_window(self):
+        self.backup.active = False
+        self.mail_server.write(
+            {"smtp_routing_throttle_max": 3, "smtp_routing_throttle_duration": 1, "smtp_routing_throttle_unit": "hours"}
+        )
+        mails = self._mails(5)
+        mails.send()
+        self.assertTrue(self.smtpd.wait_for(3))
+        self.assertEqual(len(self.smtpd.messages), 3)
+        sent, waiting = mails.filtered(lambda m: m.state == "sent"), mails.filtered(lambda m: m.state == "outgoing")
+        self.assertEqual((len(sent), len(waiting)), (3, 2), "over the limit: deferred, never failed")
+        window_start = self._state(self.mail_server).throttle_start
+        self.assertEqual(set(waiting.mapped("scheduled_date")), {window_start + timedelta(hours=1)})
+        self.assertIn("throttle", waiting[0].smtp_routing_deferred_reason)
+        self.assertEqual(waiting.smtp_routing_server_id, self.mail_server)
+        self.assertTrue(self._triggers_at(window_start + timedelta(hours=1)), "the queue cron is woken for the slot")
+        # the queue does not take them before their slot...
+        self.env["mail.mail"].process_email_queue()
+        self.assertEqual(len(self.smtpd.messages), 3)
+        # ...and sends them once the window has passed
+        self._state(self.mail_server).throttle_start = window_start - timedelta(hours=1)
+        waiting.scheduled_date = fields.Datetime.now() - timedelta(seconds=1)
+        self.env["mail.mail"].process_email_queue()
+        self.assertTrue(self.smtpd.wait_for(5))
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+
+    def test_anti_flood_pause(self):
+        self.backup.active = False
+        self.mail_server.write({"smtp_routing_flood_max": 2, "smtp_routing_flood_pause": 60})
+        mails = self._mails(5)
+        before = fields.Datetime.now()
+        mails.send()
+        self.assertEqual(len(self.smtpd.messages), 2)
+        waiting = mails.filtered(lambda m: m.state == "outgoing")
+        self.assertEqual(len(waiting), 3)
+        slot = waiting[0].scheduled_date
+        self.assertGreaterEqual(slot, before + timedelta(seconds=59))
+        self.assertLessEqual(slot, fields.Datetime.now() + timedelta(seconds=61))
+        self.assertIn("flood", waiting[0].smtp_routing_deferred_reason)
+
+    def test_counting_recipients(self):
+        self.backup.active = False
+        self.mail_server.write({"smtp_routing_daily_max": 4, "smtp_routing_count_recipients": True})
+        first = self.create_mail(email_to="a@example.com, b@example.com, c@example.com")
+        second = self.create_mail(email_to="d@example.com, e@example.com")
+        (first | second).send()
+        self.assertEqual((first.state, second.state), ("sent", "outgoing"))
+        self.mail_server.smtp_routing_count_recipients = False
+        second.scheduled_date = False
+        second.send()
+        self.assertEqual(second.state, "sent", "counting messages, 2 of 4 were used")
+
+    def test_limit_overflow_goes_to_the_next_server(self):
+        self.mail_server.write({"smtp_routing_hourly_max": 2})
+        mails = self._mails(5)
+        mails.send()
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertEqual((len(self.smtpd.messages), len(self.backup_smtpd.messages)), (2, 3))
+        self.assertEqual(len(mails.filtered(lambda m: m.smtp_routing_server_id == self.backup)), 3)
+
+    # -- failover and cooldown -------------------------------------------------------------------------
+    def test_connection_refused_fails_over_in_the_same_run(self):
+        self.mail_server.smtp_port = closed_port()
+        mail = self.create_mail()
+        mail.send()
+        self.assertEqual(mail.state, "sent")
+        self.assertEqual(mail.smtp_routing_server_id, self.backup)
+        self.assertTrue(self.backup_smtpd.wait_for(1))
+        logs = self.env["smtp_routing.delivery.log"].search([], order="id")
+        self.assertEqual(
+            [(log.server_id, log.outcome, log.category) for log in logs],
+            [(self.mail_server, "failed", "connection_refused"), (self.backup, "sent", False)],
+        )
+        self.assertEqual(self.mail_server.smtp_routing_health, "cooling")
+        self.assertTrue(self._state(self.mail_server).cooldown_until)
+
+    def test_temporary_refusal_fails_over_without_losing_recipients(self):
+        self.smtpd.add_fault("MAIL", reply="421 4.7.0 Try again later, closing")
+        mails = self._mails(3)
+        mails.send()
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertTrue(self.backup_smtpd.wait_for(3))
+        self.assertEqual(sorted(self.backup_smtpd.recipients), [f"client{i}@example.com" for i in range(3)])
+        self.assertEqual(self.smtpd.messages, [])
+
+    def test_permanent_recipient_refusal_is_not_retried_elsewhere(self):
+        self.smtpd.add_fault("RCPT", reply="550 5.1.1 User unknown")
+        mail = self.create_mail()
+        mail.send()
+        self.assertEqual(mail.state, "exception")
+        self.assertIn("User unknown", mail.failure_reason)
+        self.assertEqual(self.backup_smtpd.connections, 0, "no duplicate through another server")
+        self.assertNotEqual(self.mail_server.smtp_routing_health, "cooling")
+
+    def test_dead_primary_costs_one_time_out_per_cooldown(self):
+        self.smtpd.add_fault("CONNECT", action="hang", seconds=5)
+        self.mail_server.write({"smtp_routing_timeout": 1, "smtp_routing_cooldown_seconds": 60})
+        for index in range(6):
+            self.create_mail(subject=f"One by one {index}").send()
+        self.assertTrue(self.backup_smtpd.wait_for(6))
+        self.assertEqual(self.smtpd.connections, 1, "the primary was tried once, then skipped while cooling down")
+        timeouts = self.env["smtp_routing.delivery.log"].search([("category", "=", "timeout")])
+        self.assertEqual(len(timeouts), 1)
+        # once the cooldown is over, the primary is tried again
+        self.smtpd.clear_faults()
+        self._state(self.mail_server).cooldown_until = fields.Datetime.now() - timedelta(seconds=1)
+        self.create_mail(subject="After cooldown").send()
+        self.assertTrue(self.smtpd.wait_for(1))
+        self.assertEqual(self.mail_server.smtp_routing_health, "healthy")
+
+    def test_every_server_down_defers_to_the_first_cooldown_end(self):
+        self.mail_server.smtp_port = closed_port()
+        self.backup.smtp_port = closed_port()
+        mail = self.create_mail()
+        mail.send()
+        self.assertEqual(mail.state, "outgoing")
+        ends = [self._state(server).cooldown_until for server in (self.mail_server, self.backup)]
+        self.assertEqual(mail.scheduled_date, min(ends))
+        self.assertIn("cooling down", mail.smtp_routing_deferred_reason)
+
+    # -- claims ------------------------------------------------------------------------------------
+    def test_mail_claimed_by_another_worker_is_left_alone(self):
+        claimed, free = self._mails(2)
+        claimed.smtp_routing_lease_until = fields.Datetime.now() + timedelta(minutes=5)
+        (claimed | free).send()
+        self.assertEqual((claimed.state, free.state), ("outgoing", "sent"))
+        # a lease that ended (its worker died) no longer protects the mail
+        claimed.smtp_routing_lease_until = fields.Datetime.now() - timedelta(seconds=1)
+        claimed.send()
+        self.assertEqual(claimed.state, "sent")
+        self.assertFalse(claimed.smtp_routing_lease_until)
+
+    # -- what the server shows ----------------------------------------------------------------------------
+    def test_server_shows_quota_next_slot_and_eta(self):
+        self.backup.active = False
+        self.mail_server.write(
+            {"smtp_routing_daily_max": 10, "smtp_routing_flood_max": 2, "smtp_routing_flood_pause": 60}
+        )
+        mails = self._mails(5)
+        mails.send()
+        server = self.mail_server
+        server.invalidate_recordset()
+        self.assertEqual(server.smtp_routing_health, "limited")
+        self.assertIn("Anti-flood: 0 left", server.smtp_routing_quota)
+        self.assertIn("Today: 8 left", server.smtp_routing_quota)
+        self.assertEqual(server.smtp_routing_queued_count, 3)
+        flood_end = self._state(server).flood_last + timedelta(seconds=60)
+        self.assertEqual(server.smtp_routing_next_slot, flood_end)
+        self.assertEqual(server.smtp_routing_queue_eta, flood_end + timedelta(seconds=60))
+
+    def test_limit_validation(self):
+        cases = [
+            ({"smtp_routing_daily_max": -1}, "cannot be negative"),
+            ({"smtp_routing_throttle_max": 5, "smtp_routing_throttle_duration": 0}, "needs a duration"),
+            ({"smtp_routing_flood_max": 5, "smtp_routing_flood_pause": 0}, "needs a pause"),
+            ({"smtp_routing_timeout": 0}, "between 1 and 600"),
+        ]
+        for values, message in cases:
+            with self.subTest(values=values), self.assertRaisesRegex(ValidationError, message):
+                self.env["ir.mail_server"].create({"name": "Limits", "smtp_host": "127.0.0.1", **values})

@@ -1,0 +1,226 @@
+"""Sending limits of one server: how much may go now, and when the next slot opens.
+
+Pure arithmetic on plain values; the Odoo side keeps :class:`State` in a
+PostgreSQL row per server, locks it, asks :func:`reserve`, and writes the new
+state back in the same short transaction, so every worker on every machine sees
+the same counters.
+
+Limits (each off when its count is 0):
+
+throttle   at most ``throttle_max`` per ``throttle_seconds``; the window starts
+           with the first message and resets only when the duration has passed
+           since then (500 per 24 hours).
+anti-flood after ``flood_max`` messages pause ``flood_pause`` seconds; the counter
+           resets when more than ``flood_pause`` seconds passed since the last
+           message (20 messages, 60 seconds).
+hourly     at most ``hourly_max`` per clock hour (UTC).
+daily      at most ``daily_max`` per calendar day (UTC).
+batch      at most ``batch_max_count`` mails and ``batch_max_bytes`` per run,
+           runs at least ``batch_interval`` seconds apart (500 per 5 minutes,
+           80 MB per batch).
+
+Each mail costs its number of SMTP messages (Odoo sends one per partner
+recipient); with ``count_recipients`` it costs its number of recipients, as
+Google and Microsoft count.
+"""
+
+import itertools
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class Limits:
+    throttle_max: int = 0
+    throttle_seconds: int = 0
+    flood_max: int = 0
+    flood_pause: int = 0
+    hourly_max: int = 0
+    daily_max: int = 0
+    batch_max_count: int = 0
+    batch_max_bytes: int = 0
+    batch_interval: int = 0
+    count_recipients: bool = False
+
+    @property
+    def any(self):
+        return bool(
+            (self.throttle_max and self.throttle_seconds)
+            or (self.flood_max and self.flood_pause)
+            or self.hourly_max
+            or self.daily_max
+            or self.batch_max_count
+            or self.batch_max_bytes
+        )
+
+
+@dataclass(frozen=True)
+class State:
+    throttle_start: datetime | None = None
+    throttle_count: int = 0
+    flood_count: int = 0
+    flood_last: datetime | None = None
+    hour_start: datetime | None = None
+    hour_count: int = 0
+    day_start: datetime | None = None
+    day_count: int = 0
+    batch_start: datetime | None = None
+    batch_count: int = 0
+    batch_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Item:
+    """One mail waiting to go: its SMTP messages (one per recipient group), recipients and bytes."""
+
+    recipients: int = 1
+    size: int = 0
+    messages: int = 1
+
+    def cost(self, limits):
+        return max(self.recipients if limits.count_recipients else self.messages, 1)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    allowed: int  # how many items, from the head of the list, may be sent now
+    state: State  # the state once they are counted
+    next_slot: datetime | None  # when the first item that did not fit may go (None: all fit)
+    blocked_by: str | None  # the limit that stopped the next item: throttle, flood, hourly, daily, batch
+
+
+def _hour(now):
+    return now.replace(minute=0, second=0, microsecond=0)
+
+
+def _day(now):
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def refresh(limits, state, now):
+    """Reset the windows that have passed at ``now``."""
+    changes = {}
+    if state.throttle_start and (
+        not limits.throttle_seconds or now >= state.throttle_start + timedelta(seconds=limits.throttle_seconds)
+    ):
+        changes.update(throttle_start=None, throttle_count=0)
+    if state.flood_last and now - state.flood_last >= timedelta(seconds=limits.flood_pause or 0):
+        changes.update(flood_count=0)
+    if state.hour_start != _hour(now):
+        changes.update(hour_start=_hour(now), hour_count=0)
+    if state.day_start != _day(now):
+        changes.update(day_start=_day(now), day_count=0)
+    if state.batch_start and now >= state.batch_start + timedelta(seconds=limits.batch_interval or 0):
+        changes.update(batch_start=None, batch_count=0, batch_bytes=0)
+    return replace(state, **changes) if changes else state
+
+
+def _blocker(limits, state, now, cost, size):
+    """(limit name, time it frees) if one more item of ``cost``/``size`` does not fit, else None."""
+    if limits.throttle_max and limits.throttle_seconds and state.throttle_count + cost > limits.throttle_max:
+        start = state.throttle_start or now
+        return "throttle", start + timedelta(seconds=limits.throttle_seconds)
+    if limits.flood_max and limits.flood_pause and state.flood_count + cost > limits.flood_max:
+        return "flood", (state.flood_last or now) + timedelta(seconds=limits.flood_pause)
+    if limits.hourly_max and state.hour_count + cost > limits.hourly_max:
+        return "hourly", _hour(now) + timedelta(hours=1)
+    if limits.daily_max and state.day_count + cost > limits.daily_max:
+        return "daily", _day(now) + timedelta(days=1)
+    if limits.batch_max_count and state.batch_count + 1 > limits.batch_max_count:
+        return "batch", (state.batch_start or now) + timedelta(seconds=limits.batch_interval or 0)
+    if limits.batch_max_bytes and state.batch_bytes + size > limits.batch_max_bytes and state.batch_count:
+        return "batch", (state.batch_start or now) + timedelta(seconds=limits.batch_interval or 0)
+    return None
+
+
+def _count(limits, state, now, cost, size):
+    return replace(
+        state,
+        throttle_start=state.throttle_start or (now if limits.throttle_max else None),
+        throttle_count=state.throttle_count + cost if limits.throttle_max else state.throttle_count,
+        flood_count=state.flood_count + cost,
+        flood_last=now,
+        hour_count=state.hour_count + cost,
+        day_count=state.day_count + cost,
+        batch_start=state.batch_start or now,
+        batch_count=state.batch_count + 1,
+        batch_bytes=state.batch_bytes + size,
+    )
+
+
+def too_big(limits, item):
+    """True when an item can never fit (costs more than a whole window allows)."""
+    cost = item.cost(limits)
+    caps = [limits.throttle_max, limits.flood_max, limits.hourly_max, limits.daily_max]
+    return any(cap and cost > cap for cap in caps)
+
+
+def reserve(limits, state, now, items):
+    """Count as many ``items`` as fit now, in order; stop at the first that does not.
+
+    >>> from datetime import datetime
+    >>> t0 = datetime(2026, 1, 1, 9, 0, 0)
+    >>> r = reserve(Limits(flood_max=20, flood_pause=60), State(), t0, [Item()] * 50)
+    >>> r.allowed, r.next_slot, r.blocked_by
+    (20, datetime.datetime(2026, 1, 1, 9, 1), 'flood')
+    """
+    state = refresh(limits, state, now)
+    allowed = 0
+    for item in items:
+        cost = item.cost(limits)
+        blocked = _blocker(limits, state, now, cost, item.size)
+        if blocked:
+            return Reservation(allowed, state, blocked[1], blocked[0])
+        state = _count(limits, state, now, cost, item.size)
+        allowed += 1
+    return Reservation(allowed, state, None, None)
+
+
+def finish_batch(limits, state, now):
+    """After the reserved mails went out: the anti-flood pause counts from the last real send."""
+    if state.flood_count and limits.flood_max:
+        return replace(state, flood_last=now)
+    return state
+
+
+def remaining(limits, state, now):
+    """What is left in each window at ``now``: {limit: (left, resets_at)} for the limits that are on."""
+    state = refresh(limits, state, now)
+    left = {}
+    if limits.throttle_max and limits.throttle_seconds:
+        resets = state.throttle_start + timedelta(seconds=limits.throttle_seconds) if state.throttle_start else None
+        left["throttle"] = (limits.throttle_max - state.throttle_count, resets)
+    if limits.flood_max and limits.flood_pause:
+        resets = state.flood_last + timedelta(seconds=limits.flood_pause) if state.flood_count else None
+        left["flood"] = (limits.flood_max - state.flood_count, resets)
+    if limits.hourly_max:
+        left["hourly"] = (limits.hourly_max - state.hour_count, _hour(now) + timedelta(hours=1))
+    if limits.daily_max:
+        left["daily"] = (limits.daily_max - state.day_count, _day(now) + timedelta(days=1))
+    if limits.batch_max_count:
+        resets = state.batch_start + timedelta(seconds=limits.batch_interval) if state.batch_start else None
+        left["batch"] = (limits.batch_max_count - state.batch_count, resets)
+    return left
+
+
+def eta(limits, state, now, queued, horizon=10000):
+    """When ``queued`` single-recipient mails would all be out, if nothing else were sent.
+
+    Steps through the windows with :func:`reserve`; None when nothing is queued,
+    ``now`` when no limit applies.
+    """
+    if queued <= 0:
+        return None
+    if not limits.any:
+        return now
+    at, left = now, queued
+    for _ in range(horizon):
+        reservation = reserve(limits, state, at, itertools.repeat(Item(), left))
+        left -= reservation.allowed
+        state = reservation.state
+        if left <= 0:
+            return at
+        if reservation.next_slot is None or reservation.next_slot <= at:
+            return None
+        at = reservation.next_slot
+    return None
