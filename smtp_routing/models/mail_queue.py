@@ -35,6 +35,15 @@ from ..tools.smtp_errors import classify
 
 _logger = logging.getLogger(__name__)
 
+# Odoo's closed failure_type selections, for our categories (the reason keeps the detail).
+FAILURE_TYPES = {
+    "recipient_rejected": "mail_email_invalid",
+    "sender_rejected": "mail_from_invalid",
+    "send_as_denied": "mail_from_invalid",
+    "invalid_message": "unknown",
+    "too_large": "unknown",
+    "other": "unknown",
+}
 LEASE_SECONDS = 600
 COMMIT_EVERY = 50
 CLAIM_RETRIES = 3
@@ -53,7 +62,8 @@ class Group:
 @dataclass
 class Outcome:
     sent: dict = field(default_factory=dict)  # mail id -> (server id, message id, success pids, failure type)
-    failed: dict = field(default_factory=dict)  # mail id -> (server id, reason, failure type, success pids)
+    # mail id -> (server id, reason, failure type, success pids, failure type kept on the mail itself)
+    failed: dict = field(default_factory=dict)
 
 
 class _RetryElsewhere(Exception):
@@ -75,6 +85,7 @@ class QueueRun:
         self.post_send_callback = post_send_callback
         self.State = self.env["smtp_routing.server.state"].sudo()
         self.cooling = {}  # server id -> until: health known to this run (fresher than our snapshot)
+        self.failing = set()  # servers whose failure counter must be reset by a success
         self.outcome = Outcome()
         self.unflushed = 0
         self.first_error = None
@@ -84,7 +95,7 @@ class QueueRun:
         mails = self._claim()
         if not mails:
             return True
-        self.cooling.update(self.State._smtp_routing_cooling(self._all_servers()))
+        self.cooling, self.failing = self.State._smtp_routing_health(self._all_servers())
         for group in self._plan(mails):
             self._run_group(group)
         self._flush()
@@ -191,6 +202,7 @@ class QueueRun:
             self.first_error = self.first_error or str(error)
             if server:
                 self.cooling[server.id] = self.State._smtp_routing_failed(server, outcome.category)
+                self.failing.add(server.id)
             else:
                 self._fail_all(group.mail_ids, server, self._reason(outcome), "mail_smtp")
             return False, None
@@ -251,6 +263,7 @@ class QueueRun:
                 self.first_error = self.first_error or str(retry.error)
                 if server:
                     self.cooling[server.id] = self.State._smtp_routing_failed(server, retry.outcome.category)
+                    self.failing.add(server.id)
                 return list(mail_ids[index:])
             except (MemoryError, psycopg2.Error):
                 raise
@@ -264,20 +277,36 @@ class QueueRun:
                         success_pids,
                         failure_type,
                     )
-                else:  # no valid recipient at all
+                else:  # no valid recipient at all: as stock Odoo, the type goes to notifications only
                     self.outcome.failed[mail.id] = (
                         server.id if server else False,
-                        self.env._("No valid recipient"),
-                        failure_type or "mail_email_invalid",
+                        self.env._(
+                            "Error without exception. Probably due to sending an email without computed recipients."
+                        ),
+                        failure_type,
                         success_pids,
+                        False,
                     )
                 self._count_and_maybe_commit()
-        if server:
+        if server and server.id in self.failing:
             self.State._smtp_routing_succeeded(server)
+            self.failing.discard(server.id)
         return []
+
+    def _lock_notifications(self, mail):
+        """Lock the mail's pending notifications before sending, as stock Odoo does: a bounce
+        processed meanwhile waits for this transaction instead of being overwritten by it."""
+        if not mail.is_notification:
+            return
+        self.env.cr.execute(
+            "SELECT id FROM mail_notification WHERE mail_mail_id = %s AND notification_type = 'email' "
+            "AND notification_status NOT IN ('sent', 'canceled') FOR UPDATE",
+            [mail.id],
+        )
 
     def _send_one(self, mail, server, session, group, follower_status):
         IrMailServer = self.env["ir.mail_server"]
+        self._lock_notifications(mail)
         emails_from = tools.mail.email_split_and_format(mail.email_from)
         email_from = emails_from[0] if emails_from else mail.email_from
         email_list = mail._prepare_outgoing_list(
@@ -349,15 +378,20 @@ class QueueRun:
                 failure_type = "mail_from_missing"
             else:
                 failure_type = "unknown"
-        reason = reason or self._reason(classify(error))
+        if reason is None:
+            outcome = classify(error)
+            if outcome.category == "other" and not outcome.smtp_code:
+                reason, failure_type = tools.exception_to_unicode(error), "unknown"  # as stock Odoo words it
+            else:
+                reason, failure_type = self._reason(outcome), FAILURE_TYPES.get(outcome.category, "mail_smtp")
         self.first_error = self.first_error or reason
         _logger.info("smtp_routing: mail %s failed: %s", mail.id, reason)
-        self.outcome.failed[mail.id] = (server.id if server else False, reason, failure_type, [])
+        self.outcome.failed[mail.id] = (server.id if server else False, reason, failure_type, [], failure_type)
         self._count_and_maybe_commit()
 
     def _fail_all(self, mail_ids, server, reason, failure_type):
         for mail_id in mail_ids:
-            self.outcome.failed[mail_id] = (server.id if server else False, reason, failure_type, [])
+            self.outcome.failed[mail_id] = (server.id if server else False, reason, failure_type, [], failure_type)
         self.first_error = self.first_error or reason
         self._count_and_maybe_commit()
 
@@ -397,18 +431,21 @@ class QueueRun:
             by_failure_type[failure_type] = (mails | Mail.browse(mail_id), all_pids + pids)
         for failure_type, (mails, pids) in by_failure_type.items():
             mails._postprocess_sent_message(success_pids=pids, failure_type=failure_type)
-        for mail_id, (server_id, reason, failure_type, pids) in failed.items():
+        for mail_id, (server_id, reason, failure_type, pids, mail_failure_type) in failed.items():
             mail = Mail.browse(mail_id)
             mail.write(
                 {
                     "state": "exception",
                     "failure_reason": reason,
-                    "failure_type": failure_type,
+                    "failure_type": mail_failure_type,
                     "smtp_routing_lease_until": False,
                     "smtp_routing_server_id": server_id,
                 }
             )
-            mail._postprocess_sent_message(success_pids=pids, failure_reason=reason, failure_type=failure_type)
+            notification_reason = reason if mail_failure_type else False
+            mail._postprocess_sent_message(
+                success_pids=pids, failure_reason=notification_reason, failure_type=failure_type
+            )
             done_ids.append(mail_id)
         self.env["smtp_routing.delivery.log"]._smtp_routing_flush()
         if self.auto_commit:

@@ -58,7 +58,7 @@ class SmtpRoutingServerState(models.Model):
         """An environment whose changes are committed at once (the test cursor under tests)."""
         if getattr(threading.current_thread(), "testing", False):
             self.flush_model()
-            with self.env.cr.savepoint():
+            with self.env.cr.savepoint(flush=False):
                 yield self.env
             self.invalidate_model()
             return
@@ -114,17 +114,23 @@ class SmtpRoutingServerState(models.Model):
 
     # -- health -------------------------------------------------------------------------------
     @api.model
-    def _smtp_routing_cooling(self, servers):
-        """{server id: cooldown end} for the servers cooling down now."""
+    def _smtp_routing_health(self, servers):
+        """({server id: cooldown end} for servers cooling down now, {ids of servers with recent failures})."""
         if not servers:
-            return {}
+            return {}, set()
         self.flush_model()
         self.env.cr.execute(
-            "SELECT server_id, cooldown_until FROM smtp_routing_server_state "
-            "WHERE server_id IN %s AND cooldown_until > %s",
-            [tuple(servers.ids), fields.Datetime.now()],
+            "SELECT server_id, cooldown_until, failures FROM smtp_routing_server_state "
+            "WHERE server_id IN %s AND (cooldown_until IS NOT NULL OR failures > 0)",
+            [tuple(servers.ids)],
         )
-        return dict(self.env.cr.fetchall())
+        now = fields.Datetime.now()
+        cooling, failing = {}, set()
+        for server_id, until, _failures in self.env.cr.fetchall():
+            failing.add(server_id)
+            if until and until > now:
+                cooling[server_id] = until
+        return cooling, failing
 
     @api.model
     def _smtp_routing_failed(self, server, category):

@@ -110,25 +110,15 @@ class TestDeliveryLog(LiveSmtpCase):
         self.smtpd.clear_faults()
 
     def test_permanent_reply_categories_fail_the_mail(self):
+        send_as = "554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException"
+        send_as_60 = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
         cases = [
-            ("RCPT", "550 5.1.1 User unknown", "recipient_rejected", 550, "5.1.1"),
-            ("MESSAGE", "552 5.3.4 Message size exceeds fixed limit", "too_large", 552, "5.3.4"),
-            (
-                "MESSAGE",
-                "554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException",
-                "send_as_denied",
-                554,
-                "5.2.0",
-            ),
-            (
-                "MESSAGE",
-                "550 5.7.60 SMTP; Client does not have permissions to send as this sender",
-                "send_as_denied",
-                550,
-                "5.7.60",
-            ),
+            ("RCPT", "550 5.1.1 User unknown", "recipient_rejected", 550, "5.1.1", "mail_email_invalid"),
+            ("MESSAGE", "552 5.3.4 Message size exceeds fixed limit", "too_large", 552, "5.3.4", "unknown"),
+            ("MESSAGE", send_as, "send_as_denied", 554, "5.2.0", "mail_from_invalid"),
+            ("MESSAGE", send_as_60, "send_as_denied", 550, "5.7.60", "mail_from_invalid"),
         ]
-        for point, reply, category, code, status in cases:
+        for point, reply, category, code, status, failure_type in cases:
             with self.subTest(reply=reply):
                 self._reset()
                 self.smtpd.add_fault(point, reply=reply)
@@ -139,7 +129,7 @@ class TestDeliveryLog(LiveSmtpCase):
                 self.assertEqual(log.mail_id, mail)
                 self.assertEqual(mail.state, "exception")
                 self.assertIn(reply[4:], mail.failure_reason)
-                self.assertEqual(mail.failure_type, "mail_smtp")
+                self.assertEqual(mail.failure_type, failure_type)
 
     def test_temporary_replies_defer_the_mail(self):
         for point, reply in [

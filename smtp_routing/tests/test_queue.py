@@ -2,6 +2,7 @@
 """Limits defer, failures fail over and cool down, claims prevent double sending (real loopback SMTP)."""
 
 from datetime import timedelta
+from unittest.mock import patch
 
 from odoo import fields
 from odoo.exceptions import ValidationError
@@ -160,6 +161,19 @@ class TestQueue(LiveSmtpCase):
         ends = [self._state(server).cooldown_until for server in (self.mail_server, self.backup)]
         self.assertEqual(mail.scheduled_date, min(ends))
         self.assertIn("cooling down", mail.smtp_routing_deferred_reason)
+
+    def test_unexpected_error_keeps_stock_wording(self):
+        IrMailServer = type(self.env["ir.mail_server"])
+
+        def send_email(*args, **kwargs):
+            raise ValueError("Unexpected issue")
+
+        mail = self.create_mail()
+        with patch.object(IrMailServer, "send_email", send_email):
+            mail.send()
+        self.assertEqual(
+            (mail.state, mail.failure_reason, mail.failure_type), ("exception", "Unexpected issue", "unknown")
+        )
 
     # -- claims ------------------------------------------------------------------------------------
     def test_mail_claimed_by_another_worker_is_left_alone(self):
