@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import devenv  # noqa: E402
 import lifecycle_check  # noqa: E402
+import queue_checks  # noqa: E402
 
 # Odoo's own tests of what smtp_routing hooks into, run with smtp_routing installed
 # ("core behaviour survives"). Left out, on purpose:
@@ -137,6 +138,10 @@ def run_odoo_suite(odoo_path):
             passed, failed, output = lifecycle_check.run(python, odoo_path, config, workdir)
             print(output)
             lines.append((f"odoo-lifecycle: {passed} passed, {failed} failed", failed == 0 and passed > 0))
+            devenv.log("queue under 4 concurrent workers, and a worker killed mid-batch (real commits)")
+            passed, failed, output = queue_checks.run(python, odoo_path, config, workdir)
+            print(output)
+            lines.append((f"odoo-queue: {passed} passed, {failed} failed", failed == 0 and passed > 0))
     return lines
 
 
@@ -152,6 +157,7 @@ def main():
         lines.append(f"odoo: SKIPPED ({reason})")
         lines.append("odoo-core: SKIPPED (needs the Odoo suite)")
         lines.append("odoo-lifecycle: SKIPPED (needs the Odoo suite)")
+        lines.append("odoo-queue: SKIPPED (needs the Odoo suite)")
     else:
         for line, ok in run_odoo_suite(odoo_path):
             lines.append(line)

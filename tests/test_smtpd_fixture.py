@@ -243,3 +243,14 @@ def test_fault_validation(kwargs):
 def test_tls_argument_validation():
     with pytest.raises(ValueError):
         SmtpServer(tls="ssl")
+
+
+def test_slow_server_delay_and_message_ids():
+    with SmtpServer(delay=0.2) as srv:
+        started = time.monotonic()
+        with smtplib.SMTP(srv.host, srv.port, timeout=TIMEOUT) as client:
+            msg = _message()
+            msg["Message-Id"] = "<one@test>"
+            client.send_message(msg)
+        assert time.monotonic() - started >= 0.2
+        assert srv.message_ids == ["<one@test>"]

@@ -44,7 +44,7 @@ FAILURE_TYPES = {
     "too_large": "unknown",
     "other": "unknown",
 }
-LEASE_SECONDS = 600
+LEASE_SECONDS = 600  # default of smtp_routing.lease_seconds
 COMMIT_EVERY = 50
 CLAIM_RETRIES = 3
 
@@ -124,7 +124,7 @@ class QueueRun:
                 if claimed:
                     self.env.cr.execute(
                         "UPDATE mail_mail SET smtp_routing_lease_until = %s WHERE id IN %s",
-                        [now + timedelta(seconds=LEASE_SECONDS), tuple(claimed)],
+                        [now + timedelta(seconds=self._lease_seconds()), tuple(claimed)],
                     )
                 if self.auto_commit:
                     self.env.cr.commit()
@@ -135,6 +135,13 @@ class QueueRun:
                 self.env.cr.rollback()
         self.mails.invalidate_recordset(["state", "smtp_routing_lease_until"])
         return self.Mail.browse(claimed)
+
+    def _lease_seconds(self):
+        value = self.env["ir.config_parameter"].sudo().get_param("smtp_routing.lease_seconds", LEASE_SECONDS)
+        try:
+            return max(int(value), 1)
+        except (TypeError, ValueError):
+            return LEASE_SECONDS
 
     # -- planning -------------------------------------------------------------------------------------
     def _all_servers(self):

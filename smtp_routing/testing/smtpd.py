@@ -120,6 +120,8 @@ class _Recorder:
         fault = self._server._take_fault("MESSAGE", envelope.original_content or envelope.content or b"")
         if fault is not None:
             return await smtp._apply_fault(fault)
+        if self._server.delay:
+            await asyncio.sleep(self._server.delay)
         auth_user = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
         self._server._record(
             Received(
@@ -200,13 +202,15 @@ class SmtpServer:
     :param tls: ``None`` (plain), ``"starttls"`` or ``"implicit"`` (TLS from the
         first byte, as on port 465).
     :param require_starttls: with ``tls="starttls"``, refuse commands before STARTTLS.
+    :param delay: seconds to wait before accepting each message (a slow server).
     """
 
-    def __init__(self, credentials=None, auth_required=False, tls=None, require_starttls=False, cert=None):
+    def __init__(self, credentials=None, auth_required=False, tls=None, require_starttls=False, cert=None, delay=0.0):
         if tls not in (None, "starttls", "implicit"):
             raise ValueError("tls must be None, 'starttls' or 'implicit'")
         self.credentials = dict(credentials or {})
         self.tls = tls
+        self.delay = delay
         self.cert = cert or (make_self_signed() if tls else None)
         self.host = LOOPBACK
         self.port = None
@@ -316,6 +320,12 @@ class SmtpServer:
             self.messages.clear()
             self.auth_attempts.clear()
             self.connections = 0
+
+    @property
+    def message_ids(self):
+        """The Message-Id of every accepted message, in order of arrival (duplicates kept)."""
+        with self._lock:
+            return [received.message["Message-Id"] for received in self.messages]
 
     @property
     def recipients(self):

@@ -1,0 +1,250 @@
+"""Multi-process checks of the queue against a real database with real commits.
+
+Run by run_tests.py (inside .venv-odoo) after the Odoo suite:
+
+concurrency  4 worker processes (2 running the queue cron's method, 2 "send now" on every
+             outgoing mail) against one server limited to 50 per hour: exactly 50 delivered,
+             none twice, the rest deferred; then 300 mails and no limit: all delivered once.
+crash        one worker SIGKILLed in the middle of a batch: no mail lost (every mail is sent
+             or still queued), and after recovery at most the mails in flight at the kill
+             were delivered twice.
+
+Prints CHECK lines (``CHECK <what>: True/False``) and exits 0 if every check passed.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DB = "smtp_routing_queue_checks"
+COMMIT_EVERY = 50
+
+SETUP = """
+Server = env["ir.mail_server"]
+Server.search([]).write({{"active": False}})
+Server.create({{"name": "Sink", "smtp_host": "127.0.0.1", "smtp_port": {port}, "smtp_encryption": "none",
+               "smtp_routing_throttle_max": {throttle}, "smtp_routing_throttle_duration": 1,
+               "smtp_routing_throttle_unit": "hours"}})
+env["ir.config_parameter"].set_param("smtp_routing.lease_seconds", "{lease}")
+env["mail.mail"].create([{{"email_from": "office@practice.example", "email_to": "c%d@clients.example" % i,
+                          "subject": "{tag} %d" % i, "body_html": "<p>x</p>"}} for i in range({count})])
+env.cr.commit()
+"""
+
+WORKER = """
+import os, time
+while not os.path.exists({go!r}):
+    time.sleep(0.02)
+Mail = env["mail.mail"]
+if {mode!r} == "queue":
+    for _ in range(3):
+        Mail.process_email_queue()
+        env.cr.commit()
+else:
+    Mail.search([("state", "=", "outgoing")]).send(auto_commit=True)
+    env.cr.commit()
+"""
+
+REPORT = """
+import json
+from odoo import fields
+counts = {{}}
+for state, count in env["mail.mail"]._read_group([("subject", "like", "{tag} %")], ["state"], ["__count"]):
+    counts[state] = count
+deferred = env["mail.mail"].search_count([("subject", "like", "{tag} %"), ("state", "=", "outgoing"),
+                                         ("scheduled_date", ">", fields.Datetime.now())])
+ids = env["mail.mail"].search([("subject", "like", "{tag} %")]).mapped("message_id")
+print("REPORT " + json.dumps({{"states": counts, "deferred": deferred, "message_ids": ids}}))
+"""
+
+RESET = """
+env["mail.mail"].search([]).unlink()
+env["ir.mail_server"].search([]).unlink()
+env["smtp_routing.server.state"].search([]).unlink()
+env.cr.commit()
+"""
+
+
+class Odoo:
+    def __init__(self, odoo_path, config, workdir):
+        self.base = [sys.executable, str(Path(odoo_path) / "odoo-bin")]
+        self.common = ["-c", str(config), "-d", DB, "--log-level=warn"]
+        self.workdir = workdir
+
+    def run(self, *args):
+        subprocess.run(self.base + self.common + list(args), check=True, cwd=self.workdir, stdout=subprocess.DEVNULL)
+
+    def shell(self, script):
+        result = subprocess.run(
+            self.base + ["shell"] + self.common + ["--no-http"],
+            input=script,
+            text=True,
+            capture_output=True,
+            cwd=self.workdir,
+        )
+        if result.returncode:
+            raise RuntimeError(result.stdout + result.stderr)
+        return result.stdout
+
+    def spawn(self, script):
+        process = subprocess.Popen(
+            self.base + ["shell"] + self.common + ["--no-http"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
+        process.stdin.write(script)
+        process.stdin.close()
+        return process
+
+    def report(self, tag):
+        line = next(line for line in self.shell(REPORT.format(tag=tag)).splitlines() if line.startswith("REPORT "))
+        return json.loads(line[len("REPORT ") :])
+
+
+def check(label, ok, detail=""):
+    print(f"CHECK {label}: {bool(ok)}" + (f"  ({detail})" if detail else ""), flush=True)
+    return bool(ok)
+
+
+def concurrency(odoo, sink, workdir, tag, count, throttle):
+    odoo.shell(RESET)
+    sink.clear()
+    odoo.shell(SETUP.format(port=sink.port, throttle=throttle, lease=600, count=count, tag=tag))
+    go = os.path.join(workdir, f"go-{tag}")
+    workers = [odoo.spawn(WORKER.format(go=go, mode=mode)) for mode in ("queue", "queue", "send", "send")]
+    time.sleep(4)  # let the four processes load the registry and wait at the barrier
+    Path(go).touch()
+    errors = []
+    for worker in workers:
+        worker.wait(timeout=300)
+        if worker.returncode:
+            errors.append(worker.stderr.read()[-2000:])
+    sink.wait_for(throttle or count, timeout=10)
+    time.sleep(0.5)
+    report = odoo.report(tag)
+    received = Counter(sink.message_ids)
+    expected = throttle or count
+    results = [
+        check(f"{tag}: 4 workers ran without error", not errors, "; ".join(errors)[:500]),
+        check(f"{tag}: exactly {expected} delivered", len(sink.messages) == expected, f"{len(sink.messages)}"),
+        check(
+            f"{tag}: no mail delivered twice",
+            all(n == 1 for n in received.values()),
+            f"{sum(n - 1 for n in received.values())} duplicates",
+        ),
+        check(f"{tag}: {expected} marked sent", report["states"].get("sent", 0) == expected, report["states"]),
+        check(f"{tag}: none failed", not report["states"].get("exception"), report["states"]),
+    ]
+    if throttle:
+        results.append(
+            check(
+                f"{tag}: the other {count - throttle} deferred, not lost",
+                report["deferred"] == count - throttle,
+                f"{report['deferred']} deferred",
+            )
+        )
+    return results
+
+
+def crash(odoo, sink, workdir, count=400, lease=5):
+    tag = "crash"
+    odoo.shell(RESET)
+    sink.clear()
+    sink.delay = 0.01
+    odoo.shell(SETUP.format(port=sink.port, throttle=0, lease=lease, count=count, tag=tag))
+    go = os.path.join(workdir, "go-crash")
+    Path(go).touch()
+    worker = odoo.spawn(WORKER.format(go=go, mode="queue"))
+    sink.wait_for(120, timeout=120)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    time.sleep(0.5)
+    at_kill = len(sink.messages)
+    report = odoo.report(tag)
+    committed = report["states"].get("sent", 0)
+    in_flight = at_kill - committed
+    results = [
+        check("crash: the worker was killed mid-batch", 0 < at_kill < count, f"{at_kill} of {count} delivered"),
+        check(
+            "crash: every mail is sent or still queued",
+            sum(report["states"].values()) == count and set(report["states"]) <= {"sent", "outgoing"},
+            report["states"],
+        ),
+        check(
+            f"crash: in flight at the kill <= {COMMIT_EVERY}",
+            0 <= in_flight <= COMMIT_EVERY,
+            f"{in_flight} delivered but not yet committed",
+        ),
+    ]
+    sink.delay = 0.0
+    time.sleep(lease + 1)  # the dead worker's lease runs out
+    odoo.shell(WORKER.format(go=go, mode="queue"))
+    report = odoo.report(tag)
+    received = Counter(sink.message_ids)
+    duplicates = sum(n - 1 for n in received.values())
+    results += [
+        check("crash: after recovery every mail is sent", report["states"] == {"sent": count}, report["states"]),
+        check(
+            "crash: every mail reached the server",
+            set(report["message_ids"]) <= set(received),
+            f"{len(set(report['message_ids']) - set(received))} missing",
+        ),
+        check(
+            "crash: only mails in flight at the kill went twice",
+            duplicates <= in_flight,
+            f"{duplicates} duplicates, {in_flight} in flight",
+        ),
+    ]
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--odoo-path", required=True)
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from smtp_routing.testing.smtpd import SmtpServer  # only in .venv-odoo, where aiosmtpd is
+
+    with tempfile.TemporaryDirectory(prefix="smtp-routing-qc-") as workdir, SmtpServer() as sink:
+        odoo = Odoo(args.odoo_path, args.config, workdir)
+        odoo.run("-i", "smtp_routing", "--stop-after-init")
+        results = []
+        results += concurrency(odoo, sink, workdir, "limited", count=200, throttle=50)
+        results += concurrency(odoo, sink, workdir, "unlimited", count=300, throttle=0)
+        results += crash(odoo, sink, workdir)
+    return 0 if all(results) else 1
+
+
+def run(python, odoo_path, config, workdir):
+    """Called by run_tests.py: returns (passed, failed, output)."""
+    result = subprocess.run(
+        [str(python), __file__, "--odoo-path", str(odoo_path), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+    )
+    output = result.stdout + result.stderr
+    checks = [line for line in result.stdout.splitlines() if line.startswith("CHECK ")]
+    passed = sum(": True" in line for line in checks)
+    failed = len(checks) - passed
+    if result.returncode and not failed:
+        failed = 1
+    return passed, failed, output
+
+
+if __name__ == "__main__":
+    sys.exit(main())
