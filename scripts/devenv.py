@@ -151,8 +151,9 @@ class PgCluster:
     ``postgres`` system user. The folder is removed on ``stop()``.
     """
 
-    def __init__(self, port=5432):
+    def __init__(self, port=5432, durable=False):
         self.port = port
+        self.durable = durable  # fsync and synchronous commits on, as in production (benchmarks)
         self.workdir = tempfile.mkdtemp(prefix="smtp-routing-pg-")
         self.socket_dir = self.workdir
         self.datadir = os.path.join(self.workdir, "data")
@@ -180,10 +181,9 @@ class PgCluster:
             ["initdb", "-D", self.datadir, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
             stdout=subprocess.DEVNULL,
         )
-        options = (
-            f"-k {self.socket_dir} -p {self.port} -c listen_addresses='' -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-k {self.socket_dir} -p {self.port} -c listen_addresses='' -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             ["pg_ctl", "-D", self.datadir, "-o", options, "-l", self.logfile, "-w", "-t", "60", "start"],
             stdout=subprocess.DEVNULL,

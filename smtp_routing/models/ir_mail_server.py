@@ -153,7 +153,9 @@ class IrMailServer(models.Model):
     )
     smtp_routing_throttle_duration = fields.Integer(string="Throttle: Duration", default=24)
     smtp_routing_throttle_unit = fields.Selection(
-        [("minutes", "Minutes"), ("hours", "Hours"), ("days", "Days")], string="Throttle: Unit", default="hours"
+        [("seconds", "Seconds"), ("minutes", "Minutes"), ("hours", "Hours"), ("days", "Days")],
+        string="Throttle: Unit",
+        default="hours",
     )
     smtp_routing_flood_max = fields.Integer(
         string="Anti-flood: After", help="Pause after this many messages. 0: no anti-flood."
@@ -304,7 +306,9 @@ class IrMailServer(models.Model):
 
     def _smtp_routing_limits(self):
         self.ensure_one()
-        unit = {"minutes": 60, "hours": 3600, "days": 86400}.get(self.smtp_routing_throttle_unit or "hours", 3600)
+        unit = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}.get(
+            self.smtp_routing_throttle_unit or "hours", 3600
+        )
         return limits_tool.Limits(
             throttle_max=max(self.smtp_routing_throttle_max, 0),
             throttle_seconds=max(self.smtp_routing_throttle_duration, 0) * unit,

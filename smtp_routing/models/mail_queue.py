@@ -87,7 +87,6 @@ class QueueRun:
         self.cooling = {}  # server id -> until: health known to this run (fresher than our snapshot)
         self.failing = set()  # servers whose failure counter must be reset by a success
         self.outcome = Outcome()
-        self.unflushed = 0
         self.first_error = None
 
     # -- entry point ------------------------------------------------------------------------------
@@ -216,7 +215,7 @@ class QueueRun:
         return True, session
 
     def _reserve(self, server, pending, blocked):
-        if not server:
+        if not server or not server._smtp_routing_limits().any:
             return pending, []
         mails = self.Mail.browse(pending)
         items = [self._item(mail) for mail in mails]
@@ -255,14 +254,35 @@ class QueueRun:
         return IrMailServer.with_context(**context) if context else IrMailServer
 
     def _send_batch(self, server, session, group, mail_ids):
-        """Send through one open session; returns the mails to try on the next server."""
-        mails = self.Mail.browse(mail_ids)
+        """Send through one open session; returns the mails to try on the next server.
+
+        Mails go in chunks of ``COMMIT_EVERY``, each browsed on its own: a commit clears
+        the ORM cache, and a chunk's prefetch set must not be the whole batch (re-reading
+        mail.mail's inherited fields for every mail of the batch after each commit).
+        """
+        position = 0
+        for chunk_ids in tools.split_every(COMMIT_EVERY, mail_ids):
+            retry_from = self._send_chunk(server, session, group, list(chunk_ids))
+            if retry_from is not None:
+                return list(mail_ids[position + retry_from :])
+            position += len(chunk_ids)
+            if self.auto_commit:
+                self._flush()
+        if server and server.id in self.failing:
+            self.State._smtp_routing_succeeded(server)
+            self.failing.discard(server.id)
+        return []
+
+    def _send_chunk(self, server, session, group, chunk_ids):
+        """Send one chunk; returns the index from which the rest must go elsewhere, or None."""
+        mails = self.Mail.browse(chunk_ids)
         with_unfollow = mails.filtered(lambda m: m.body_html and "/mail/unfollow" in m.body_html)
         follower_status = (
             self.env["mail.followers"]._get_mail_recipients_follower_status(with_unfollow.ids)
             if with_unfollow
             else None
         )
+        server_id = server.id if server else False
         for index, mail in enumerate(mails):
             try:
                 message_id, success_pids, failure_type = self._send_one(mail, server, session, group, follower_status)
@@ -271,34 +291,20 @@ class QueueRun:
                 if server:
                     self.cooling[server.id] = self.State._smtp_routing_failed(server, retry.outcome.category)
                     self.failing.add(server.id)
-                return list(mail_ids[index:])
+                return index
             except (MemoryError, psycopg2.Error):
                 raise
             except Exception as error:  # noqa: BLE001 - a permanent failure of this mail only
                 self._record_failure(mail, server, error)
             else:
                 if message_id:
-                    self.outcome.sent[mail.id] = (
-                        server.id if server else False,
-                        message_id,
-                        success_pids,
-                        failure_type,
-                    )
+                    self.outcome.sent[mail.id] = (server_id, message_id, success_pids, failure_type)
                 else:  # no valid recipient at all: as stock Odoo, the type goes to notifications only
-                    self.outcome.failed[mail.id] = (
-                        server.id if server else False,
-                        self.env._(
-                            "Error without exception. Probably due to sending an email without computed recipients."
-                        ),
-                        failure_type,
-                        success_pids,
-                        False,
+                    reason = self.env._(
+                        "Error without exception. Probably due to sending an email without computed recipients."
                     )
-                self._count_and_maybe_commit()
-        if server and server.id in self.failing:
-            self.State._smtp_routing_succeeded(server)
-            self.failing.discard(server.id)
-        return []
+                    self.outcome.failed[mail.id] = (server_id, reason, failure_type, success_pids, False)
+        return None
 
     def _lock_notifications(self, mail):
         """Lock the mail's pending notifications before sending, as stock Odoo does: a bounce
@@ -394,24 +400,16 @@ class QueueRun:
         self.first_error = self.first_error or reason
         _logger.info("smtp_routing: mail %s failed: %s", mail.id, reason)
         self.outcome.failed[mail.id] = (server.id if server else False, reason, failure_type, [], failure_type)
-        self._count_and_maybe_commit()
 
     def _fail_all(self, mail_ids, server, reason, failure_type):
         for mail_id in mail_ids:
             self.outcome.failed[mail_id] = (server.id if server else False, reason, failure_type, [], failure_type)
         self.first_error = self.first_error or reason
-        self._count_and_maybe_commit()
-
-    def _count_and_maybe_commit(self):
-        self.unflushed += 1
-        if self.auto_commit and self.unflushed >= COMMIT_EVERY:
-            self._flush()
 
     def _flush(self):
         """Write the states gathered since the last flush, post-process, and commit (queue mode)."""
         sent, failed = self.outcome.sent, self.outcome.failed
         self.outcome = Outcome()
-        self.unflushed = 0
         Mail = self.Mail
         done_ids = []
         by_server = defaultdict(list)

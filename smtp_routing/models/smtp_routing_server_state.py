@@ -25,8 +25,9 @@ _DEFAULTS = asdict(limits_tool.State())
 def state_from_row(row):
     """tools.limits.State from a state row (or {}); NULL columns take the dataclass defaults."""
     row = row or {}
-    return limits_tool.State(**{name: row.get(name) if row.get(name) is not None else _DEFAULTS[name]
-                                for name in STATE_FIELDS})
+    return limits_tool.State(
+        **{name: row.get(name) if row.get(name) is not None else _DEFAULTS[name] for name in STATE_FIELDS}
+    )
 
 
 class SmtpRoutingServerState(models.Model):
