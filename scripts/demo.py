@@ -28,7 +28,7 @@ DB = "smtp_routing_demo"
 # name, from_filter, sequence, SMTP login (user, password) or None; sinks are created in this order.
 DEMO_SERVERS = [
     ("Practice mailbox (practice.example)", "practice.example", 5, ("office@practice.example", "demo-password")),
-    ("Newsletter relay (news.practice.example)", "news.practice.example", 10, None),
+    ("Newsletter relay (news.practice.example, 5/hour)", "news.practice.example", 10, None),
     ("Catch-all relay", "", 20, None),
 ]
 
@@ -52,6 +52,8 @@ for index, server in enumerate(servers):
         "sequence": server["sequence"], "smtp_user": server["user"] or False,
         "smtp_pass": server["password"] or False, "smtp_routing_is_default": index == len(servers) - 1,
         "smtp_routing_from_email": "office@practice.example" if index == 0 else False,
+        "smtp_routing_throttle_max": 5 if index == 1 else 0, "smtp_routing_throttle_duration": 1,
+        "smtp_routing_throttle_unit": "hours",
         "smtp_routing_from_name": "Practice Office" if index == 0 else False,
     }})
 env["ir.config_parameter"].set_param("mail.default.from", "notifications@practice.example")
@@ -166,13 +168,14 @@ def run_demo(args, odoo_path):
                 sink.wait_for(1, timeout=0.1)
             print("\n== delivered per server (counted by the loopback SMTP sinks) ==")
             for server, sink in zip(servers, sinks, strict=True):
-                print(f"{server['name']:<45} 127.0.0.1:{server['port']:<6} {len(sink.messages):>4} delivered")
+                print(f"{server['name']:<50} 127.0.0.1:{server['port']:<6} {len(sink.messages):>4} delivered")
             delivered = sum(len(sink.messages) for sink in sinks)
-            print(f"{'total':<62} {delivered:>4} delivered of {expected} queued; mail states: {states}")
+            print(f"{'total':<67} {delivered:>4} delivered of {expected} queued; mail states: {states}")
             print("\n== delivery history recorded by smtp_routing (Settings > Technical > Email > Delivery History) ==")
             for name, outcomes in sorted(reported.get("DEMO-HISTORY", {}).items()):
-                print(f"{name:<45} " + ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())))
+                print(f"{name:<50} " + ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())))
             print(f"SMTP passwords stored in plaintext: {reported.get('DEMO-PLAINTEXT')} (encrypted at rest)")
+            print("The newsletter relay allows 5 per hour: its other newsletters went through the catch-all relay.")
             if delivered != expected:
                 raise SystemExit("demo: some mails were not delivered")
             if args.no_serve:

@@ -15,6 +15,7 @@
         "security/ir.model.access.csv",
         "views/ir_mail_server_views.xml",
         "views/smtp_routing_delivery_log_views.xml",
+        "views/mail_mail_views.xml",
         "wizard/smtp_routing_test_email_views.xml",
     ],
     "post_init_hook": "post_init_hook",
