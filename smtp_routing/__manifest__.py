@@ -13,9 +13,12 @@
     "external_dependencies": {"python": ["cryptography", "dnspython"]},
     "data": [
         "security/ir.model.access.csv",
+        "security/smtp_routing_security.xml",
+        "data/smtp_routing_purpose_data.xml",
         "views/ir_mail_server_views.xml",
         "views/smtp_routing_delivery_log_views.xml",
         "views/mail_mail_views.xml",
+        "views/smtp_routing_route_views.xml",
         "wizard/smtp_routing_test_email_views.xml",
     ],
     "post_init_hook": "post_init_hook",

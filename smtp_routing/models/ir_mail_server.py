@@ -16,6 +16,7 @@ from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
 from ..tools import hostport, presets, secrets
 from ..tools import limits as limits_tool
+from ..tools import routing as routing_tool
 from .smtp_routing_server_state import state_from_row
 
 _logger = logging.getLogger(__name__)
@@ -529,6 +530,16 @@ class IrMailServer(models.Model):
         }
 
     # -- routing --------------------------------------------------------------------------
+    def _smtp_routing_spec(self):
+        self.ensure_one()
+        return routing_tool.Server(
+            id=self.id,
+            name=self.name,
+            from_filter=self.from_filter or None,
+            company_id=self.company_id.id or None,
+            user_selectable=self.smtp_routing_user_selectable,
+        )
+
     @api.model
     def _smtp_routing_order(self, servers):
         """The company's default server(s) first, then the others in their given (priority) order."""

@@ -1,8 +1,13 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from odoo import api, fields, models
+from odoo.tools import email_normalize
 
+from ..tools import routing
 from .ir_mail_server import MAIL_ID_HEADER
 from .mail_queue import QueueRun
+
+ENFORCE_SEND_AS = "smtp_routing.enforce_send_as"
+SEND_AS_COMPANY_EMAIL = "smtp_routing.send_as_company_email"
 
 
 class MailMail(models.Model):
@@ -17,12 +22,90 @@ class MailMail(models.Model):
         help="The server that carried this mail, or, while it waits, the server it is planned for.",
     )
     smtp_routing_deferred_reason = fields.Char(string="Deferred Because", readonly=True, copy=False)
+    smtp_routing_explanation = fields.Text(
+        string="Routing", readonly=True, copy=False, help="Which route and server carried this mail, and why."
+    )
     smtp_routing_lease_until = fields.Datetime(
         string="Claimed Until",
         readonly=True,
         copy=False,
         help="A sending worker holds this mail until then; after a crash it becomes due again.",
     )
+
+    # -- routing facts ------------------------------------------------------------------------
+    def _smtp_routing_author_user(self):
+        self.ensure_one()
+        return self.author_id.user_ids.filtered(lambda u: not u.share)[:1]
+
+    def _smtp_routing_purpose(self):
+        """Stamped purpose, else: mass mailing -> bulk; an internal user's comment -> personal; else transactional."""
+        self.ensure_one()
+        if self.smtp_routing_purpose:
+            return self.smtp_routing_purpose
+        if "mailing_id" in self._fields and self.mailing_id:
+            return "bulk"
+        comment = self.env.ref("mail.mt_comment", raise_if_not_found=False)
+        if (
+            self.message_type == "comment"
+            and self._smtp_routing_author_user()
+            and (not self.subtype_id or self.subtype_id == comment)
+        ):
+            return "personal"
+        return "transactional"
+
+    def _smtp_routing_lang(self):
+        """The recipients' language; with several, the most common (ties: the first recipient's)."""
+        self.ensure_one()
+        langs = self.recipient_ids.mapped("lang")
+        if not langs:
+            emails = [email_normalize(e) for e in (self.email_to or "").split(",") + (self.email_cc or "").split(",")]
+            emails = [e for e in emails if e]
+            if emails:
+                partners = self.env["res.partner"].sudo().search([("email_normalized", "in", emails)], limit=20)
+                langs = partners.mapped("lang")
+        return routing.majority_language(langs)
+
+    def _smtp_routing_facts(self):
+        self.ensure_one()
+        author = self._smtp_routing_author_user()
+        purpose = self._smtp_routing_purpose()
+        forced_by = "template or composer" if self.smtp_routing_route_id else ""
+        return routing.MailFacts(
+            purpose=purpose,
+            email_from=email_normalize(self.email_from or "") or "",
+            lang=self._smtp_routing_lang(),
+            company_id=(self.record_company_id or author.company_id or self.env.company).id,
+            model=self.model or None,
+            forced_route_id=self.smtp_routing_route_id.id or None,
+            forced_by=forced_by,
+            author_server_id=(author.smtp_routing_server_id.id or None) if purpose == "personal" else None,
+            author_email=email_normalize(author.email or "") or None,
+        )
+
+    @api.model
+    def _smtp_routing_send_as_problem(self, user, email_from, alias_domain=False, server=None):
+        """None when ``user`` may send as ``email_from``, else the message that says what to do."""
+        ICP = self.env["ir.config_parameter"].sudo()
+        if ICP.get_param(ENFORCE_SEND_AS, "1") in ("0", "False", "false"):
+            return None
+        address = email_normalize(email_from or "")
+        if not address or not user or user.share:
+            return None
+        allowed = {email_normalize(user.email or "")}
+        IrMailServer = self.env["ir.mail_server"]
+        if alias_domain:
+            allowed.add(email_normalize(alias_domain.default_from_email or ""))
+        allowed.add(email_normalize(IrMailServer._get_default_from_address() or ""))
+        if ICP.get_param(SEND_AS_COMPANY_EMAIL, "1") not in ("0", "False", "false"):
+            allowed.update(email_normalize(company.email or "") for company in user.company_ids)
+        if address in allowed or self.env["smtp_routing.send_as"]._smtp_routing_allows(user, address, server):
+            return None
+        return self.env._(
+            "%(user)s may not send as %(address)s. Send from your own address, or ask an administrator for a "
+            "Send-As permission (Settings > Technical > Email > Send-As Permissions).",
+            user=user.name,
+            address=address,
+        )
 
     @api.model
     def process_email_queue(self, ids=None, batch_size=1000):

@@ -31,6 +31,7 @@ from odoo import fields, modules, tools
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
 from ..tools import limits as limits_tool
+from ..tools import routing
 from ..tools.smtp_errors import classify
 
 _logger = logging.getLogger(__name__)
@@ -57,6 +58,11 @@ class Group:
     smtp_from: str
     candidates: list  # ir.mail_server records in order (False: Odoo's command-line server)
     mail_ids: list
+    smtp_froms: dict = field(default_factory=dict)  # server id -> envelope sender through that server
+    explanation: str = ""
+
+    def smtp_from_for(self, server):
+        return self.smtp_froms.get(server.id if server else False, self.smtp_from)
 
 
 @dataclass
@@ -86,6 +92,7 @@ class QueueRun:
         self.State = self.env["smtp_routing.server.state"].sudo()
         self.cooling = {}  # server id -> until: health known to this run (fresher than our snapshot)
         self.failing = set()  # servers whose failure counter must be reset by a success
+        self.explanations = {}  # mail id -> how it was routed
         self.outcome = Outcome()
         self.first_error = None
 
@@ -147,7 +154,56 @@ class QueueRun:
         return self.env["ir.mail_server"].sudo().search([], order="sequence, id")
 
     def _plan(self, mails):
+        """Groups of mails sharing candidates: the routes' decision, or Odoo's choice plus failover."""
+        Route = self.env["smtp_routing.route"].sudo()
+        routes = Route.search([])
         servers = self._all_servers()
+        route_groups, stock_ids = {}, []
+        if routes:
+            route_specs = [route._smtp_routing_spec() for route in routes]
+            server_specs = {server.id: server._smtp_routing_spec() for server in servers}
+            names = {server.id: server.name for server in servers}
+        for mail in mails:
+            problem = self._send_as_problem(mail)
+            if problem:
+                self._fail_send_as(mail, problem)
+                continue
+            if not routes:
+                stock_ids.append(mail.id)
+                continue
+            decision = routing.decide(
+                mail._smtp_routing_facts(),
+                route_specs,
+                server_specs,
+                self.env["ir.mail_server"]._match_from_filter,
+                cooling={sid: until for sid, until in self.cooling.items()},
+            )
+            if decision.route_id is None:
+                stock_ids.append(mail.id)
+                continue
+            emails_from = tools.mail.email_split_and_format(mail.email_from)
+            email_from = emails_from[0] if emails_from else mail.email_from
+            alias_domain_id = mail.record_alias_domain_id.id
+            key = (alias_domain_id, email_from, tuple(decision.server_ids), decision.route_reason)
+            if key not in route_groups:
+                route_groups[key] = self._route_group(alias_domain_id, email_from, decision, names)
+            route_groups[key].mail_ids.append(mail.id)
+        groups = list(route_groups.values())
+        if stock_ids:
+            groups += self._stock_groups(self.Mail.browse(stock_ids), servers)
+        for group in groups:
+            for mail_id in group.mail_ids:
+                self.explanations[mail_id] = group.explanation
+        return groups
+
+    def _route_group(self, alias_domain_id, email_from, decision, names):
+        Server = self.env["ir.mail_server"].sudo()
+        finder = self._sender_env(alias_domain_id).sudo()
+        candidates = Server.browse(decision.server_ids)
+        smtp_froms = {server.id: finder._find_mail_server(email_from, mail_servers=server)[1] for server in candidates}
+        return Group(alias_domain_id, email_from, list(candidates), [], smtp_froms, routing.explain(decision, names))
+
+    def _stock_groups(self, mails, servers):
         Server = self.env["ir.mail_server"].sudo()
         groups = []
         for server_id, alias_domain_id, smtp_from, batch_ids in mails._split_by_mail_configuration():
@@ -161,8 +217,34 @@ class QueueRun:
                     if Server._match_from_filter(smtp_from, server.from_filter)
                 ]
                 candidates = [primary, *fallbacks]
-            groups.append(Group(alias_domain_id, smtp_from, candidates, list(batch_ids)))
+            names = ", ".join(server.name for server in candidates if server) or self.env._("Odoo's command line")
+            explanation = self.env._(
+                "No route: Odoo's choice (priority, default server and From filter), then the servers that may "
+                "send as the same sender. Candidates: %(servers)s",
+                servers=names,
+            )
+            groups.append(Group(alias_domain_id, smtp_from, candidates, list(batch_ids), {}, explanation))
         return groups
+
+    def _send_as_problem(self, mail):
+        user = mail._smtp_routing_author_user()
+        if not user:
+            return None
+        return self.Mail._smtp_routing_send_as_problem(user, mail.email_from, mail.record_alias_domain_id)
+
+    def _fail_send_as(self, mail, problem):
+        self.outcome.failed[mail.id] = (False, problem, "mail_from_invalid", [], "mail_from_invalid")
+        self.explanations[mail.id] = self.env._("Refused before sending: Send-As denied.")
+        self.first_error = self.first_error or problem
+        self.env["smtp_routing.delivery.log"]._smtp_routing_record(
+            stage="policy",
+            mail_id=mail.id,
+            message_id=mail.message_id,
+            subject=mail.subject,
+            email_from=mail.email_from,
+            category="send_as_denied",
+            reply=problem,
+        )
 
     # -- one group -------------------------------------------------------------------------------------
     def _run_group(self, group):
@@ -202,7 +284,9 @@ class QueueRun:
         """(True, session) or (False, None). Under Odoo's test mode the session is None: send_email pretends."""
         IrMailServer = self._sender_env(group.alias_domain_id)
         try:
-            session = IrMailServer.connect(mail_server_id=server.id if server else None, smtp_from=group.smtp_from)
+            session = IrMailServer.connect(
+                mail_server_id=server.id if server else None, smtp_from=group.smtp_from_for(server)
+            )
         except Exception as error:  # noqa: BLE001 - classified, logged by connect(), then failed over
             outcome = classify(error)
             self.first_error = self.first_error or str(error)
@@ -412,10 +496,12 @@ class QueueRun:
         self.outcome = Outcome()
         Mail = self.Mail
         done_ids = []
+        names = {server.id: server.name for server in self._all_servers()}
         by_server = defaultdict(list)
         for mail_id, (server_id, _message_id, _pids, _ftype) in sent.items():
-            by_server[server_id].append(mail_id)
-        for server_id, mail_ids in by_server.items():
+            by_server[(server_id, self.explanations.get(mail_id, ""))].append(mail_id)
+        for (server_id, explanation), mail_ids in by_server.items():
+            through = self.env._("Sent through %(server)s.", server=names.get(server_id, "-"))
             Mail.browse(mail_ids).write(
                 {
                     "state": "sent",
@@ -423,6 +509,7 @@ class QueueRun:
                     "smtp_routing_lease_until": False,
                     "smtp_routing_server_id": server_id,
                     "smtp_routing_deferred_reason": False,
+                    "smtp_routing_explanation": f"{explanation}\n{through}".strip(),
                 }
             )
             done_ids += mail_ids
@@ -445,6 +532,7 @@ class QueueRun:
                     "failure_type": mail_failure_type,
                     "smtp_routing_lease_until": False,
                     "smtp_routing_server_id": server_id,
+                    "smtp_routing_explanation": self.explanations.get(mail_id, False),
                 }
             )
             notification_reason = reason if mail_failure_type else False
@@ -466,14 +554,16 @@ class QueueRun:
         else:
             slot, reason = now + timedelta(seconds=60), self.env._("no server could take it")
         planned = next((server for server in group.candidates if server), None)
+        deferred = self.env._(
+            "Deferred to %(slot)s UTC: %(reason)s", slot=fields.Datetime.to_string(slot), reason=reason
+        )
         self.Mail.browse(mail_ids).write(
             {
                 "scheduled_date": slot,
                 "smtp_routing_lease_until": False,
                 "smtp_routing_server_id": planned.id if planned else False,
-                "smtp_routing_deferred_reason": self.env._(
-                    "Deferred to %(slot)s UTC: %(reason)s", slot=fields.Datetime.to_string(slot), reason=reason
-                ),
+                "smtp_routing_deferred_reason": deferred,
+                "smtp_routing_explanation": f"{group.explanation}\n{deferred}".strip(),
             }
         )
         cron = self.env.ref("mail.ir_cron_mail_scheduler_action", raise_if_not_found=False)

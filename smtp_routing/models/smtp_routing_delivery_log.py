@@ -51,11 +51,12 @@ class SmtpRoutingDeliveryLog(models.Model):
     recipient_count = fields.Integer(string="Recipient Count", readonly=True, aggregator="sum")
     source = fields.Selection(SOURCE_SELECTION, required=True, default="direct", readonly=True)
     stage = fields.Selection(
-        [("connect", "Connect"), ("send", "Send")],
+        [("policy", "Checked before sending"), ("connect", "Connect"), ("send", "Send")],
         required=True,
         default="send",
         readonly=True,
-        help="Connect: the connection or login failed before any message. Send: one message's SMTP transaction.",
+        help="Checked before sending: refused by a rule (Send-As). Connect: the connection or login failed before "
+        "any message. Send: one message's SMTP transaction.",
     )
     outcome = fields.Selection([("sent", "Sent"), ("failed", "Failed")], required=True, readonly=True, index=True)
     category = fields.Selection(CATEGORY_SELECTION, readonly=True, index=True)
@@ -91,6 +92,8 @@ class SmtpRoutingDeliveryLog(models.Model):
         subject=None,
         email_from=None,
         recipients=(),
+        category=None,
+        reply=None,
     ):
         """Buffer one attempt; rows are inserted together before the transaction commits.
 
@@ -110,8 +113,10 @@ class SmtpRoutingDeliveryLog(models.Model):
             "source": self.env.context.get("smtp_routing_source") or "direct",
             "stage": stage,
             "duration_ms": int(duration * 1000),
-            "outcome": "sent" if error is None else "failed",
+            "outcome": "sent" if error is None and not category else "failed",
         }
+        if category:  # refused by a rule before any SMTP attempt
+            vals.update(category=category, reply=reply or False)
         if error is not None:
             outcome = classify(error)
             vals.update(

@@ -4,5 +4,6 @@ from . import test_install
 from . import test_live_delivery
 from . import test_password_encryption
 from . import test_queue
+from . import test_routing
 from . import test_server_config
 from . import test_test_email

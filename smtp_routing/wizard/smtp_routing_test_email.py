@@ -23,6 +23,7 @@ class SmtpRoutingTestEmail(models.TransientModel):
     )
     user_has_email = fields.Boolean(default=lambda self: bool(self.env.user.email))
     email_from = fields.Char(string="From", compute="_compute_email_from")
+    email_from_override = fields.Char(help="From used instead of the server's (a user testing their own server).")
     state = fields.Selection([("draft", "Draft"), ("sent", "Sent"), ("failed", "Failed")], default="draft")
     result_category = fields.Selection(CATEGORY_SELECTION, string="Problem", readonly=True)
     result_code = fields.Char(string="Server Code", readonly=True)
@@ -30,12 +31,14 @@ class SmtpRoutingTestEmail(models.TransientModel):
     result_hint = fields.Text(string="What to Check", readonly=True)
     result_message_id = fields.Char(string="Message-Id", readonly=True)
 
-    @api.depends("server_id")
+    @api.depends("server_id", "email_from_override")
     def _compute_email_from(self):
         for wizard in self:
             wizard.email_from = wizard._test_from() if wizard.server_id else False
 
     def _test_from(self):
+        if self.email_from_override:
+            return self.email_from_override
         server = self.server_id.sudo()
         if server.smtp_routing_from_email:
             return email.utils.formataddr((server.smtp_routing_from_name or "", server.smtp_routing_from_email))

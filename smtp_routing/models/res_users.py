@@ -1,0 +1,86 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+
+class ResUsers(models.Model):
+    _inherit = "res.users"
+
+    smtp_routing_server_id = fields.Many2one(
+        "ir.mail_server",
+        string="Outgoing Mail Server",
+        ondelete="set null",
+        domain=[("smtp_routing_user_selectable", "=", True)],
+        help="Your personal mail to clients goes through this server. Empty: the company's routing decides.",
+    )
+
+    @property
+    def SELF_READABLE_FIELDS(self):
+        return super().SELF_READABLE_FIELDS + ["smtp_routing_server_id"]
+
+    @property
+    def SELF_WRITEABLE_FIELDS(self):
+        return super().SELF_WRITEABLE_FIELDS + ["smtp_routing_server_id"]
+
+    @api.constrains("smtp_routing_server_id", "email", "company_ids")
+    def _check_smtp_routing_server(self):
+        """Checked on the server side: a user's own preference write runs as superuser."""
+        for user in self.filtered("smtp_routing_server_id"):
+            server = user.smtp_routing_server_id.sudo()
+            if not server.smtp_routing_user_selectable or not server.active:
+                raise ValidationError(
+                    self.env._(
+                        "%(server)s is not available to users: pick one of the servers your administrator offers.",
+                        server=server.name,
+                    )
+                )
+            if server.company_id and server.company_id not in user.company_ids:
+                raise ValidationError(self.env._("%(server)s belongs to another company.", server=server.name))
+            if not server._match_from_filter(user.email or "", server.from_filter):
+                raise ValidationError(
+                    self.env._(
+                        "%(server)s may not send as %(email)s (its From filter is %(filter)s): pick a server for your "
+                        "own address.",
+                        server=server.name,
+                        email=user.email or "?",
+                        filter=server.from_filter,
+                    )
+                )
+
+    def action_smtp_routing_test_own_server(self):
+        """Send a test email to the user's own address through the user's server (From = To = the user)."""
+        self.ensure_one()
+        if self != self.env.user and not self.env.user.has_group("base.group_system"):
+            raise ValidationError(self.env._("You can only test your own server."))
+        if not self.smtp_routing_server_id:
+            raise ValidationError(self.env._("Pick an outgoing mail server first, and save."))
+        if not self.email:
+            raise ValidationError(self.env._("Add your email address first: the test is sent to it."))
+        wizard = (
+            self.env["smtp_routing.test.email"]
+            .sudo()
+            .create(
+                {
+                    "server_id": self.smtp_routing_server_id.id,
+                    "email_to": self.email,
+                    "email_from_override": self.email_formatted,
+                }
+            )
+        )
+        wizard.action_send()
+        if wizard.state == "sent":
+            message, kind = self.env._("Test email sent to %(email)s.", email=self.email), "success"
+        else:
+            labels = dict(wizard._fields["result_category"]._description_selection(self.env))
+            message = self.env._(
+                "The test failed: %(problem)s. %(reply)s %(hint)s",
+                problem=labels.get(wizard.result_category, wizard.result_category),
+                reply=wizard.result_reply or "",
+                hint=wizard.result_hint or "",
+            )
+            kind = "danger"
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"message": message, "type": kind, "sticky": kind == "danger"},
+        }

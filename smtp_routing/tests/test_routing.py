@@ -1,0 +1,287 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""Routing by purpose, language, template and user, with Send-As: each path proven by the server that receives."""
+
+from odoo import Command
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tests import new_test_user, tagged
+
+from .common import LiveSmtpCase
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestRouting(LiveSmtpCase):
+    smtp_credentials = {}
+    smtp_tls = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env["res.lang"]._activate_lang("es_ES")
+        cls.env.company.email = "info@practice.example"
+        cls.sinks, cls.servers = {}, {}
+        for key, from_filter in (("personal", "practice.example"), ("bulk", False), ("spanish", False)):
+            cls.sinks[key] = cls.start_smtp_server()
+            cls.servers[key] = cls.create_mail_server(cls.sinks[key], name=f"{key} server", from_filter=from_filter)
+        cls.sinks["transactional"], cls.servers["transactional"] = cls.smtpd, cls.mail_server
+        cls.mail_server.name = "transactional server"
+        purpose = {code: cls.env.ref(f"smtp_routing.purpose_{code}") for code in ("personal", "bulk")}
+
+        def route(name, servers, **values):
+            lines = [Command.create({"server_id": cls.servers[key].id, "sequence": i}) for i, key in enumerate(servers)]
+            return cls.env["smtp_routing.route"].create({"name": name, "line_ids": lines, **values})
+
+        cls.route_bulk = route(
+            "Mailshots", ["bulk"], sequence=1, purpose_ids=[Command.link(purpose["bulk"].id)], allow_in_composer=True
+        )
+        cls.route_spanish = route(
+            "Spanish clients",
+            ["spanish", "transactional"],
+            sequence=5,
+            lang_ids=[Command.link(cls.env.ref("base.lang_es").id)],
+        )
+        cls.route_personal = route(
+            "Consultants",
+            ["personal", "transactional"],
+            sequence=10,
+            purpose_ids=[Command.link(purpose["personal"].id)],
+        )
+        cls.route_default = route("Everything else", ["transactional"], is_default=True)
+        cls.consultant = new_test_user(
+            cls.env,
+            login="ana",
+            name="Ana Consultant",
+            email="ana@practice.example",
+            groups="base.group_user,base.group_partner_manager",
+        )
+        cls.client_en = cls.env["res.partner"].create(
+            {"name": "Client EN", "email": "en@client.example", "lang": "en_US"}
+        )
+        cls.client_es = cls.env["res.partner"].create(
+            {"name": "Cliente ES", "email": "es@client.example", "lang": "es_ES"}
+        )
+        cls.record = cls.env["res.partner"].create({"name": "Case file"})
+
+    def setUp(self):
+        super().setUp()
+        for sink in self.sinks.values():
+            sink.clear()
+            sink.clear_faults()
+
+    def _received_by(self):
+        return {
+            key: sorted(r for m in sink.messages for r in m.rcpt_tos)
+            for key, sink in self.sinks.items()
+            if sink.messages
+        }
+
+    def _post_as(self, user, partner, **kwargs):
+        record = self.record.with_user(user)
+        return record.message_post(
+            body="Hello",
+            partner_ids=partner.ids,
+            message_type="comment",
+            subtype_xmlid="mail.mt_comment",
+            mail_auto_delete=False,
+            **kwargs,
+        )
+
+    def test_consultant_writing_to_a_client_goes_through_the_personal_route(self):
+        self._post_as(self.consultant, self.client_en)
+        self.assertEqual(self._received_by(), {"personal": ["en@client.example"]})
+        log = self.env["smtp_routing.delivery.log"].search([("outcome", "=", "sent")])
+        self.assertEqual(log.server_id, self.servers["personal"])
+
+    def test_spanish_recipient_goes_through_the_spanish_server(self):
+        self._post_as(self.consultant, self.client_es)
+        self.assertEqual(self._received_by(), {"spanish": ["es@client.example"]})
+
+    def test_system_mail_goes_through_the_default_route(self):
+        mail = self.env["mail.mail"].create(
+            {
+                "email_from": "notifications@practice.example",
+                "email_to": "en@client.example",
+                "subject": "Reminder",
+                "body_html": "<p>x</p>",
+            }
+        )
+        mail.send()
+        self.assertEqual(self._received_by(), {"transactional": ["en@client.example"]})
+        self.assertIn("default route 'Everything else'", mail.smtp_routing_explanation)
+        self.assertIn("Sent through transactional server", mail.smtp_routing_explanation)
+
+    def test_template_route_wins_email_other(self):
+        template = self.env["mail.template"].create(
+            {
+                "name": "Newsletter",
+                "model_id": self.env.ref("base.model_res_partner").id,
+                "subject": "News",
+                "body_html": "<p>News</p>",
+                "email_from": "info@practice.example",
+                "email_to": "{{ object.email }}",
+                "smtp_routing_route_id": self.route_bulk.id,
+            }
+        )
+        mail_id = template.send_mail(self.client_en.id, force_send=True)
+        self.assertEqual(self._received_by(), {"bulk": ["en@client.example"]})
+        mail = self.env["mail.mail"].browse(mail_id)
+        if mail.exists():
+            self.assertIn("chosen by the template", mail.smtp_routing_explanation)
+
+    def test_mass_mail_composer_is_bulk(self):
+        composer = (
+            self.env["mail.compose.message"]
+            .with_context(
+                default_model="res.partner",
+                default_res_ids=(self.client_en | self.client_es).ids,
+                default_composition_mode="mass_mail",
+            )
+            .create({"subject": "Mailshot", "body": "<p>Hi</p>", "email_from": "info@practice.example"})
+        )
+        composer._action_send_mail()
+        self.env["mail.mail"].search([("state", "=", "outgoing")]).send()
+        self.assertEqual(self._received_by(), {"bulk": ["en@client.example", "es@client.example"]})
+
+    def test_composer_route_choice(self):
+        composer = (
+            self.env["mail.compose.message"]
+            .with_user(self.consultant)
+            .with_context(
+                default_model="res.partner",
+                default_res_ids=self.record.ids,
+                default_composition_mode="comment",
+            )
+            .create(
+                {
+                    "body": "<p>Sent through the route I picked</p>",
+                    "partner_ids": self.client_en.ids,
+                    "smtp_routing_route_id": self.route_bulk.id,
+                }
+            )
+        )
+        composer._action_send_mail()
+        self.assertEqual(self._received_by(), {"bulk": ["en@client.example"]})
+
+    # -- per-user server ------------------------------------------------------------------------------
+    def test_users_own_server_for_personal_mail_only(self):
+        own_sink = self.start_smtp_server()
+        own = self.create_mail_server(
+            own_sink, name="Ana's mailbox", from_filter="ana@practice.example", smtp_routing_user_selectable=True
+        )
+        self.consultant.with_user(self.consultant).write({"smtp_routing_server_id": own.id})
+        self._post_as(self.consultant, self.client_en)
+        self.assertEqual([r for m in own_sink.messages for r in m.rcpt_tos], ["en@client.example"])
+        self.assertEqual(self._received_by(), {})
+        # another consultant's mail never goes through Ana's server
+        other = new_test_user(
+            self.env,
+            context={"no_reset_password": True},
+            login="ben",
+            email="ben@practice.example",
+            groups="base.group_user,base.group_partner_manager",
+        )
+        self._post_as(other, self.client_en)
+        # through the route's personal server; Ana follows the record since her post, so she is notified too
+        last = self.env["mail.mail"].search([("author_id", "=", other.partner_id.id)])
+        self.assertEqual(
+            self._received_by(),
+            {"personal": ["ana@practice.example", "en@client.example"]},
+            "\n".join(last.mapped("smtp_routing_explanation")),
+        )
+        self.assertEqual(len(own_sink.messages), 1)
+
+    def test_users_pick_only_offered_servers_checked_on_the_server_side(self):
+        Users = self.consultant.with_user(self.consultant)
+        with self.assertRaisesRegex(ValidationError, "not available to users"):
+            Users.write({"smtp_routing_server_id": self.servers["bulk"].id})
+        other_mailbox = self.create_mail_server(
+            self.smtpd, name="Ben's mailbox", from_filter="ben@practice.example", smtp_routing_user_selectable=True
+        )
+        with self.assertRaisesRegex(ValidationError, "may not send as ana@practice.example"):
+            Users.write({"smtp_routing_server_id": other_mailbox.id})
+
+    def test_users_see_offered_servers_never_credentials(self):
+        offered = self.servers["personal"]
+        offered.smtp_routing_user_selectable = True
+        Server = self.env["ir.mail_server"].with_user(self.consultant)
+        self.assertEqual(Server.search([]), offered)
+        self.assertEqual(Server.browse(offered.id).name, "personal server")
+        with self.assertRaises(AccessError):
+            Server.browse(offered.id).read(["smtp_pass"])
+        with self.assertRaises(AccessError):
+            Server.browse(offered.id).write({"name": "mine"})
+
+    # -- Send-As ------------------------------------------------------------------------------------------
+    def test_composer_refuses_a_from_the_user_may_not_use(self):
+        composer = (
+            self.env["mail.compose.message"]
+            .with_user(self.consultant)
+            .with_context(
+                default_model="res.partner",
+                default_res_ids=self.record.ids,
+                default_composition_mode="comment",
+            )
+            .create({"body": "<p>x</p>", "partner_ids": self.client_en.ids, "email_from": "support@practice.example"})
+        )
+        with self.assertRaisesRegex(UserError, "may not send as support@practice.example"):
+            composer._action_send_mail()
+        self.assertEqual(self._received_by(), {})
+        self.env["smtp_routing.send_as"].create(
+            {"address": "support@practice.example", "user_ids": [Command.link(self.consultant.id)]}
+        )
+        composer._action_send_mail()
+        self.assertTrue(self._received_by())
+
+    def test_queue_fails_a_mail_sent_as_someone_else(self):
+        mail = self.env["mail.mail"].create(
+            {
+                "email_from": "boss@practice.example",
+                "author_id": self.consultant.partner_id.id,
+                "email_to": "en@client.example",
+                "subject": "As the boss",
+                "body_html": "<p>x</p>",
+            }
+        )
+        mail.send()
+        self.assertEqual(mail.state, "exception")
+        self.assertIn("may not send as boss@practice.example", mail.failure_reason)
+        log = self.env["smtp_routing.delivery.log"].search([("mail_id", "=", mail.id)])
+        self.assertEqual((log.stage, log.category), ("policy", "send_as_denied"))
+        self.assertEqual(self._received_by(), {}, "nothing is sent, nothing is rewritten")
+
+    def test_company_address_and_domain_grants(self):
+        allowed = self.env["mail.mail"]._smtp_routing_send_as_problem
+        self.assertIsNone(allowed(self.consultant, "info@practice.example"), "the company's address")
+        self.assertIsNone(allowed(self.consultant, "Ana <ana@practice.example>"), "the user's own address")
+        self.assertTrue(allowed(self.consultant, "x@practice.example"))
+        self.env["smtp_routing.send_as"].create(
+            {"address": "practice.example", "user_ids": [Command.link(self.consultant.id)]}
+        )
+        self.assertIsNone(allowed(self.consultant, "x@practice.example"), "a domain grant")
+        with self.assertRaisesRegex(ValidationError, "neither an email address nor a domain"):
+            self.env["smtp_routing.send_as"].create({"address": "not a domain"})
+
+    # -- explanation ----------------------------------------------------------------------------------------
+    def test_which_server_explains_candidates_and_skips(self):
+        self.env["smtp_routing.server.state"]._smtp_routing_failed(self.servers["personal"], "timeout")
+        wizard = self.env["smtp_routing.route.explain"].create(
+            {
+                "email_from": "ana@practice.example",
+                "author_id": self.consultant.id,
+                "purpose": "personal",
+                "partner_id": self.client_en.id,
+            }
+        )
+        self.assertIn("route 'Consultants': purpose personal", wizard.result)
+        self.assertIn("1. personal server: primary of the route", wizard.result)
+        self.assertIn("2. transactional server: fallback 1 of the route", wizard.result)
+        self.assertIn("skipped personal server: cooling down until", wizard.result)
+        self.assertIn("Send-As: Ana Consultant may send as ana@practice.example", wizard.result)
+        wizard.partner_id = self.client_es
+        self.assertIn("route 'Spanish clients': language es_ES", wizard.result)
+        wizard.email_from = "boss@practice.example"
+        self.assertIn("Send-As: refused", wizard.result)
+
+    def test_failover_follows_the_route_order(self):
+        self.sinks["personal"].add_fault("CONNECT", action="drop")
+        self._post_as(self.consultant, self.client_en)
+        self.assertEqual(self._received_by(), {"transactional": ["en@client.example"]})
