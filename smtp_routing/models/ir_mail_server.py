@@ -123,6 +123,14 @@ class IrMailServer(models.Model):
         string="Available to Users",
         help="Users may pick this server for their own mail in their preferences.",
     )
+    smtp_routing_owner_id = fields.Many2one(
+        "res.users",
+        string="Personal Server Of",
+        ondelete="cascade",
+        index="btree_not_null",
+        readonly=True,
+        help="A user's own server (entered in their preferences): it carries that user's personal mail only.",
+    )
     smtp_routing_provider = fields.Selection(
         selection=presets.selection(),
         string="Provider",
@@ -552,9 +560,14 @@ class IrMailServer(models.Model):
         return defaults.sorted(lambda s: (not s.company_id, s.sequence, s.id)) + (servers - defaults)
 
     def _find_mail_server(self, email_from, mail_servers=None):
-        """Prefer the company's default server wherever Odoo would take "the first server"."""
+        """Prefer the company's default server wherever Odoo would take "the first server".
+
+        Users' personal servers are never picked here: they carry their owner's personal mail only.
+        """
         if mail_servers is None:
             mail_servers = self.sudo().search([], order="sequence")
+        if len(mail_servers) > 1:
+            mail_servers = mail_servers.filtered(lambda s: not s.smtp_routing_owner_id)
         return super()._find_mail_server(email_from, mail_servers=self._smtp_routing_order(mail_servers))
 
     # -- sending: identity, tagging, delivery log -----------------------------------------------

@@ -100,6 +100,14 @@ class MailMail(models.Model):
             allowed.update(email_normalize(company.email or "") for company in user.company_ids)
         if address in allowed or self.env["smtp_routing.send_as"]._smtp_routing_allows(user, address, server):
             return None
+        granted = self.env["smtp_routing.send_as"]._smtp_routing_granted_servers(user, address)
+        if granted:
+            return self.env._(
+                "%(user)s may send as %(address)s only through %(servers)s.",
+                user=user.name,
+                address=address,
+                servers=", ".join(granted.sudo().mapped("name")),
+            )
         return self.env._(
             "%(user)s may not send as %(address)s. Send from your own address, or ask an administrator for a "
             "Send-As permission (Settings > Technical > Email > Send-As Permissions).",

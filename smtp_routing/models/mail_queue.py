@@ -163,13 +163,18 @@ class QueueRun:
             route_specs = [route._smtp_routing_spec() for route in routes]
             server_specs = {server.id: server._smtp_routing_spec() for server in servers}
             names = {server.id: server.name for server in servers}
+        own_ids = defaultdict(list)
         for mail in mails:
             problem = self._send_as_problem(mail)
             if problem:
                 self._fail_send_as(mail, problem)
                 continue
             if not routes:
-                stock_ids.append(mail.id)
+                own = self._own_server(mail)
+                if own:
+                    own_ids[own].append(mail.id)
+                else:
+                    stock_ids.append(mail.id)
                 continue
             decision = routing.decide(
                 mail._smtp_routing_facts(),
@@ -191,6 +196,20 @@ class QueueRun:
         groups = list(route_groups.values())
         if stock_ids:
             groups += self._stock_groups(self.Mail.browse(stock_ids), servers)
+        for own, mail_ids in own_ids.items():
+            for group in self._stock_groups(self.Mail.browse(mail_ids), servers):
+                group.smtp_froms[own.id] = (
+                    self._sender_env(group.alias_domain_id)
+                    .sudo()
+                    ._find_mail_server(group.smtp_from, mail_servers=own)[1]
+                )
+                group.candidates = [own] + [server for server in group.candidates if server != own]
+                group.explanation = self.env._(
+                    "Personal mail: the author's own server first (preferences). %(rest)s", rest=group.explanation
+                )
+                groups.append(group)
+        for group in groups:
+            self._apply_send_as_restriction(group)
         for group in groups:
             for mail_id in group.mail_ids:
                 self.explanations[mail_id] = group.explanation
@@ -225,6 +244,39 @@ class QueueRun:
             )
             groups.append(Group(alias_domain_id, smtp_from, candidates, list(batch_ids), {}, explanation))
         return groups
+
+    def _own_server(self, mail):
+        """The author's own server, for personal mail (preferences)."""
+        user = mail._smtp_routing_author_user()
+        if not user or not user.smtp_routing_server_id or mail._smtp_routing_purpose() != "personal":
+            return None
+        return user.smtp_routing_server_id.sudo()
+
+    def _apply_send_as_restriction(self, group):
+        """A Send-As grant limited to some servers: only those may carry the mails of this group."""
+        restricted = {}
+        for mail in self.Mail.browse(group.mail_ids):
+            user = mail._smtp_routing_author_user()
+            granted = (
+                self.env["smtp_routing.send_as"]._smtp_routing_granted_servers(user, mail.email_from) if user else None
+            )
+            if granted:
+                restricted[mail.id] = granted
+        if not restricted:
+            return
+        allowed = next(iter(restricted.values()))
+        kept = [server for server in group.candidates if server in allowed] or list(allowed.sudo())
+        for server in kept:
+            if server.id not in group.smtp_froms:
+                group.smtp_froms[server.id] = (
+                    self._sender_env(group.alias_domain_id)
+                    .sudo()
+                    ._find_mail_server(group.smtp_from, mail_servers=server)[1]
+                )
+        group.candidates = kept
+        group.explanation += "\n" + self.env._(
+            "Send-As permission limited to: %(servers)s", servers=", ".join(s.name for s in kept)
+        )
 
     def _send_as_problem(self, mail):
         user = mail._smtp_routing_author_user()

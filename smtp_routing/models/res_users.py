@@ -2,6 +2,8 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+PERSONAL_SERVERS = "smtp_routing.allow_personal_servers"
+
 
 class ResUsers(models.Model):
     _inherit = "res.users"
@@ -14,9 +16,16 @@ class ResUsers(models.Model):
         help="Your personal mail to clients goes through this server. Empty: the company's routing decides.",
     )
 
+    smtp_routing_personal_allowed = fields.Boolean(compute="_compute_smtp_routing_personal_allowed")
+
+    def _compute_smtp_routing_personal_allowed(self):
+        allowed = self.env["ir.config_parameter"].sudo().get_param(PERSONAL_SERVERS, "0") in ("1", "True", "true")
+        for user in self:
+            user.smtp_routing_personal_allowed = allowed and not user.share
+
     @property
     def SELF_READABLE_FIELDS(self):
-        return super().SELF_READABLE_FIELDS + ["smtp_routing_server_id"]
+        return super().SELF_READABLE_FIELDS + ["smtp_routing_server_id", "smtp_routing_personal_allowed"]
 
     @property
     def SELF_WRITEABLE_FIELDS(self):
@@ -27,6 +36,12 @@ class ResUsers(models.Model):
         """Checked on the server side: a user's own preference write runs as superuser."""
         for user in self.filtered("smtp_routing_server_id"):
             server = user.smtp_routing_server_id.sudo()
+            if server.smtp_routing_owner_id:
+                if server.smtp_routing_owner_id != user:
+                    raise ValidationError(
+                        self.env._("%(server)s is another user's personal server.", server=server.name)
+                    )
+                continue
             if not server.smtp_routing_user_selectable or not server.active:
                 raise ValidationError(
                     self.env._(
@@ -83,4 +98,14 @@ class ResUsers(models.Model):
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {"message": message, "type": kind, "sticky": kind == "danger"},
+        }
+
+    def action_smtp_routing_personal_server(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("My Own Outgoing Server"),
+            "res_model": "smtp_routing.personal.server",
+            "view_mode": "form",
+            "target": "new",
         }

@@ -34,17 +34,27 @@ class SmtpRoutingSendAs(models.Model):
                 )
 
     @api.model
-    def _smtp_routing_allows(self, user, email_from, server=None):
-        """True when ``user`` may send as ``email_from`` (through ``server``, if given)."""
+    def _smtp_routing_granted_servers(self, user, email_from):
+        """None: no grant. An empty recordset: granted through any server. Else: only through these servers."""
         address = email_normalize(email_from or "")
         if not address or not user:
-            return False
+            return None
         domain = email_domain_extract(address)
-        for grant in self.sudo().search([("user_ids", "in", user.ids)]):
-            target = grant.address.strip().lower()
-            if target not in (address, domain):
-                continue
-            if grant.server_id and server and grant.server_id != server:
-                continue
-            return True
-        return False
+        grants = (
+            self.sudo()
+            .search([("user_ids", "in", user.ids)])
+            .filtered(lambda g: g.address.strip().lower() in (address, domain))
+        )
+        if not grants:
+            return None
+        if any(not grant.server_id for grant in grants):
+            return self.env["ir.mail_server"]
+        return grants.mapped("server_id")
+
+    @api.model
+    def _smtp_routing_allows(self, user, email_from, server=None):
+        """True when ``user`` may send as ``email_from`` (through ``server``, if given)."""
+        servers = self._smtp_routing_granted_servers(user, email_from)
+        if servers is None:
+            return False
+        return not servers or server is None or server in servers

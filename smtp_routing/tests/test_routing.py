@@ -285,3 +285,66 @@ class TestRouting(LiveSmtpCase):
         self.sinks["personal"].add_fault("CONNECT", action="drop")
         self._post_as(self.consultant, self.client_en)
         self.assertEqual(self._received_by(), {"transactional": ["en@client.example"]})
+
+    def test_send_as_limited_to_one_server(self):
+        self.env["smtp_routing.send_as"].create(
+            {
+                "address": "support@practice.example",
+                "user_ids": [Command.link(self.consultant.id)],
+                "server_id": self.servers["spanish"].id,
+            }
+        )
+        self._post_as(
+            self.consultant,
+            self.client_en,
+            email_from="Support <support@practice.example>",
+            author_id=self.consultant.partner_id.id,
+        )
+        self.assertEqual(self._received_by(), {"spanish": ["en@client.example"]})
+
+    def test_personal_server_with_own_credentials(self):
+        own_sink = self.start_smtp_server(credentials={"ana@practice.example": "ana-secret"})
+        wizard_values = {
+            "smtp_host": f"[127.0.0.1]:{own_sink.port}",
+            "smtp_encryption": "none",
+            "smtp_user": "ana@practice.example",
+            "smtp_pass": "ana-secret",
+        }
+        Wizard = self.env["smtp_routing.personal.server"].with_user(self.consultant)
+        with self.assertRaisesRegex(UserError, "does not allow personal outgoing servers"):
+            Wizard.create(wizard_values).action_save()
+        self.env["ir.config_parameter"].set_param("smtp_routing.allow_personal_servers", "1")
+        Wizard.create(wizard_values).action_save()
+        own = self.consultant.smtp_routing_server_id
+        self.assertEqual(
+            (own.smtp_routing_owner_id, own.from_filter, own.smtp_port),
+            (self.consultant, "ana@practice.example", own_sink.port),
+        )
+        self.assertTrue(own.sudo().smtp_routing_pass_encrypted.startswith("srenc1:"))
+        with self.assertRaises(AccessError):
+            own.with_user(self.consultant).read(["smtp_pass"])
+        # her personal mail goes through it, authenticated with her credentials
+        self._post_as(self.consultant, self.client_en)
+        self.assertEqual(
+            [(m.auth_user, m.rcpt_tos) for m in own_sink.messages], [("ana@practice.example", ("en@client.example",))]
+        )
+        # never other mail, even from her address, and never another user's preference
+        mail = self.env["mail.mail"].create(
+            {
+                "email_from": "ana@practice.example",
+                "email_to": "x@client.example",
+                "subject": "System",
+                "body_html": "<p>x</p>",
+            }
+        )
+        mail.send()
+        self.assertEqual(len(own_sink.messages), 1)
+        other = new_test_user(
+            self.env,
+            context={"no_reset_password": True},
+            login="carl",
+            email="carl@practice.example",
+            groups="base.group_user",
+        )
+        with self.assertRaisesRegex(ValidationError, "another user's personal server"):
+            other.with_user(other).write({"smtp_routing_server_id": own.id})
