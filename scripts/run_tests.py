@@ -122,7 +122,10 @@ def run_odoo_suite(odoo_path):
     python = devenv.ensure_odoo_venv(odoo_path)
     tags = os.environ.get("SMTP_ROUTING_ODOO_TAGS", "/smtp_routing")
     with devenv.PgCluster() as cluster, tempfile.TemporaryDirectory() as workdir:
-        config = devenv.write_odoo_config(workdir, odoo_path, cluster)
+        # Odoo serves HTTP while tests run: a free port, so parallel runs (CI and a developer) never collide.
+        config = devenv.write_odoo_config(
+            workdir, odoo_path, cluster, http_interface="127.0.0.1", http_port=devenv.free_port()
+        )
         devenv.log(f"Odoo suite: fresh database, installing smtp_routing, --test-tags {tags}")
         install = ["-i", "smtp_routing", "--test-tags", tags]
         lines = [_summarize("odoo", *_run_odoo(python, odoo_path, config, workdir, "odoo", install))]

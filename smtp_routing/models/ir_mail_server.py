@@ -641,41 +641,31 @@ class IrMailServer(models.Model):
         mail_server_id=None,
         allow_archived=False,
     ):
+        kwargs = dict(
+            host=host,
+            port=port,
+            user=user,
+            password=password,
+            encryption=encryption,
+            smtp_from=smtp_from,
+            ssl_certificate=ssl_certificate,
+            ssl_private_key=ssl_private_key,
+            smtp_debug=smtp_debug,
+            mail_server_id=mail_server_id,
+            allow_archived=allow_archived,
+        )
         if modules.module.current_test:
-            return super().connect(
-                host=host,
-                port=port,
-                user=user,
-                password=password,
-                encryption=encryption,
-                smtp_from=smtp_from,
-                ssl_certificate=ssl_certificate,
-                ssl_private_key=ssl_private_key,
-                smtp_debug=smtp_debug,
-                mail_server_id=mail_server_id,
-                allow_archived=allow_archived,
-            )
+            return super().connect(**kwargs)
         if not mail_server_id and not host:
             # Resolve the server here (as super() would) so the session knows which server it is.
             server, smtp_from = self.sudo()._find_mail_server(smtp_from)
             mail_server_id = server.id if server else None
+            kwargs.update(smtp_from=smtp_from, mail_server_id=mail_server_id)
         timeout = self.sudo().browse(mail_server_id).smtp_routing_timeout if mail_server_id else None
         started = time.monotonic()
         try:
             with server_timeout(timeout):
-                connection = super().connect(
-                    host=host,
-                    port=port,
-                    user=user,
-                    password=password,
-                    encryption=encryption,
-                    smtp_from=smtp_from,
-                    ssl_certificate=ssl_certificate,
-                    ssl_private_key=ssl_private_key,
-                    smtp_debug=smtp_debug,
-                    mail_server_id=mail_server_id,
-                    allow_archived=allow_archived,
-                )
+                connection = super().connect(**kwargs)
         except Exception as error:
             self.env["smtp_routing.delivery.log"]._smtp_routing_record(
                 server_id=mail_server_id,

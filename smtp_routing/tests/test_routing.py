@@ -74,6 +74,16 @@ class TestRouting(LiveSmtpCase):
             if sink.messages
         }
 
+    def _comment_composer(self, user, **values):
+        return (
+            self.env["mail.compose.message"]
+            .with_user(user)
+            .with_context(
+                default_model="res.partner", default_res_ids=self.record.ids, default_composition_mode="comment"
+            )
+            .create({"body": "<p>x</p>", "partner_ids": self.client_en.ids, **values})
+        )
+
     def _post_as(self, user, partner, **kwargs):
         record = self.record.with_user(user)
         return record.message_post(
@@ -142,22 +152,7 @@ class TestRouting(LiveSmtpCase):
         self.assertEqual(self._received_by(), {"bulk": ["en@client.example", "es@client.example"]})
 
     def test_composer_route_choice(self):
-        composer = (
-            self.env["mail.compose.message"]
-            .with_user(self.consultant)
-            .with_context(
-                default_model="res.partner",
-                default_res_ids=self.record.ids,
-                default_composition_mode="comment",
-            )
-            .create(
-                {
-                    "body": "<p>Sent through the route I picked</p>",
-                    "partner_ids": self.client_en.ids,
-                    "smtp_routing_route_id": self.route_bulk.id,
-                }
-            )
-        )
+        composer = self._comment_composer(self.consultant, smtp_routing_route_id=self.route_bulk.id)
         composer._action_send_mail()
         self.assertEqual(self._received_by(), {"bulk": ["en@client.example"]})
 
@@ -212,16 +207,7 @@ class TestRouting(LiveSmtpCase):
 
     # -- Send-As ------------------------------------------------------------------------------------------
     def test_composer_refuses_a_from_the_user_may_not_use(self):
-        composer = (
-            self.env["mail.compose.message"]
-            .with_user(self.consultant)
-            .with_context(
-                default_model="res.partner",
-                default_res_ids=self.record.ids,
-                default_composition_mode="comment",
-            )
-            .create({"body": "<p>x</p>", "partner_ids": self.client_en.ids, "email_from": "support@practice.example"})
-        )
+        composer = self._comment_composer(self.consultant, email_from="support@practice.example")
         with self.assertRaisesRegex(UserError, "may not send as support@practice.example"):
             composer._action_send_mail()
         self.assertEqual(self._received_by(), {})
