@@ -6,6 +6,8 @@ from . import mail_template
 from . import mail_thread
 from . import res_users
 from . import smtp_routing_delivery_log
+from . import smtp_routing_dkim_key
+from . import smtp_routing_dns_check
 from . import smtp_routing_route
 from . import smtp_routing_send_as
 from . import smtp_routing_server_state

@@ -1,6 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 import contextlib
+import email.generator
 import email.utils
+import io
 import logging
 import os
 import smtplib
@@ -10,11 +12,12 @@ from datetime import timedelta
 
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import config, email_normalize
+from odoo.tools import config, email_domain_extract, email_normalize
 
 from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
-from ..tools import hostport, presets, secrets
+from ..tools import dkim as dkim_tool
+from ..tools import dns_checks, hostport, presets, secrets
 from ..tools import limits as limits_tool
 from ..tools import routing as routing_tool
 from .smtp_routing_server_state import state_from_row
@@ -74,6 +77,16 @@ def server_timeout(seconds):
         yield
     finally:
         _timeout.seconds = previous
+
+
+def _is_ip(value):
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _make_quit_safe(connection):
@@ -212,6 +225,15 @@ class IrMailServer(models.Model):
     smtp_routing_next_slot = fields.Datetime(string="Next Free Slot", compute="_compute_smtp_routing_queue_status")
     smtp_routing_queued_count = fields.Integer(string="Queued", compute="_compute_smtp_routing_queue_status")
     smtp_routing_queue_eta = fields.Datetime(string="Queue Out By", compute="_compute_smtp_routing_queue_status")
+    # Deliverability
+    smtp_routing_dns_check_ids = fields.One2many("smtp_routing.dns.check", "server_id", string="Deliverability History")
+    smtp_routing_dns_checked_at = fields.Datetime(string="DNS Checked On", readonly=True, copy=False)
+    smtp_routing_dns_status = fields.Selection(
+        [("ok", "Good"), ("warn", "Could be better"), ("fail", "Problem"), ("error", "Not checked")],
+        string="Deliverability",
+        compute="_compute_smtp_routing_dns",
+    )
+    smtp_routing_dns_report = fields.Text(string="DNS Report", compute="_compute_smtp_routing_dns")
     # Delivery history
     smtp_routing_log_ids = fields.One2many("smtp_routing.delivery.log", "server_id", string="Delivery History")
     smtp_routing_sent_24h = fields.Integer(string="Sent (24h)", compute="_compute_smtp_routing_history")
@@ -369,6 +391,90 @@ class IrMailServer(models.Model):
             count = queued.get(server, 0)
             server.smtp_routing_queued_count = count
             server.smtp_routing_queue_eta = limits_tool.eta(limits, state, max(now, cooldown or now), count) or False
+
+    def _compute_smtp_routing_dns(self):
+        for server in self:
+            latest = {}
+            for check in server.smtp_routing_dns_check_ids.sorted(lambda c: (c.date, c.id), reverse=True):
+                latest.setdefault(check.domain, check)
+            checks = list(latest.values())
+            order = ["fail", "error", "warn", "ok"]
+            server.smtp_routing_dns_status = min((c.status for c in checks), key=order.index) if checks else False
+            server.smtp_routing_dns_report = (
+                "\n\n".join(
+                    f"{c.domain}:\n{c.report}" + (f"\n{self.env._('To publish:')}\n{c.fixes}" if c.fixes else "")
+                    for c in sorted(checks, key=lambda c: c.domain)
+                )
+                or False
+            )
+
+    def _smtp_routing_sender_domains(self):
+        """The domains this server sends for: its From filter, its From email, else the company's."""
+        self.ensure_one()
+        domains = []
+        for part in [p.strip() for p in (self.from_filter or "").split(",")] + [self.smtp_routing_from_email]:
+            if part:
+                domain = email_domain_extract(email_normalize(part) or "") or ("" if "@" in part else part.lower())
+                if domain and domain not in domains:
+                    domains.append(domain)
+        if not domains:
+            company_email = (self.company_id or self.env.company).email
+            domain = email_domain_extract(email_normalize(company_email or "") or "")
+            if domain:
+                domains.append(domain)
+        return domains
+
+    @api.model
+    def _smtp_routing_dns_lookup(self):
+        """DNS as receivers see it; ``smtp_routing.dns_nameserver`` (host[:port]) overrides the system's."""
+        import dns.resolver
+
+        setting = self.env["ir.config_parameter"].sudo().get_param("smtp_routing.dns_nameserver")
+        resolver = dns.resolver.Resolver(configure=not setting)
+        if setting:
+            host, _, port = setting.partition(":")
+            resolver.nameservers = [host]
+            resolver.port = int(port or 53)
+        resolver.lifetime = 5.0
+        return dns_checks.resolver_lookup(resolver)
+
+    def action_smtp_routing_check_dns(self):
+        """Check SPF, DKIM and DMARC of every domain the servers send for; keep a history row when it changes."""
+        lookup = self._smtp_routing_dns_lookup()
+        Check = self.env["smtp_routing.dns.check"].sudo()
+        keys = self.env["smtp_routing.dkim.key"].sudo().search([("active", "=", True)])
+        for server in self:
+            try:
+                ips = (
+                    [server.smtp_host]
+                    if _is_ip(server.smtp_host)
+                    else (lookup(server.smtp_host, "A") + lookup(server.smtp_host, "AAAA") if server.smtp_host else [])
+                )
+            except dns_checks.DnsTemporaryError:
+                ips = []
+            provider = server.smtp_routing_provider if server.smtp_routing_provider != "generic" else None
+            for domain in server._smtp_routing_sender_domains():
+                selectors = keys.filtered(lambda k, d=domain: k.domain == d).mapped("selector")
+                try:
+                    diagnosis = dns_checks.diagnose(domain, lookup, ips=ips, provider=provider, selectors=selectors)
+                    status = diagnosis.status
+                    report = "\n".join(
+                        f"[{f.status.upper()}] {f.check.upper()}: {f.summary}" for f in diagnosis.findings
+                    )
+                    fixes = "\n".join(f.fix for f in diagnosis.findings if f.fix) or False
+                except Exception as error:  # noqa: BLE001 - a DNS failure is a result to show, not a crash
+                    status, report, fixes = "error", self.env._("DNS check failed: %(error)s", error=error), False
+                last = Check.search([("server_id", "=", server.id), ("domain", "=", domain)], limit=1)
+                if not last or (last.status, last.report, last.fixes or False) != (status, report, fixes):
+                    Check.create(
+                        {"server_id": server.id, "domain": domain, "status": status, "report": report, "fixes": fixes}
+                    )
+            server.sudo().smtp_routing_dns_checked_at = fields.Datetime.now()
+        return True
+
+    @api.model
+    def _cron_smtp_routing_check_dns(self):
+        self.search([("smtp_routing_owner_id", "=", False)]).action_smtp_routing_check_dns()
 
     # -- constraints and onchanges ------------------------------------------------------
     @api.constrains("smtp_host", "smtp_authentication")
@@ -692,6 +798,11 @@ class IrMailServer(models.Model):
         return email.utils.formataddr((self.smtp_routing_from_name or "", self.smtp_routing_from_email))
 
     def _prepare_email_message(self, message, smtp_session):
+        smtp_from, smtp_to_list, message = self._smtp_routing_prepare_identity(message, smtp_session)
+        self._smtp_routing_dkim_sign(message)
+        return smtp_from, smtp_to_list, message
+
+    def _smtp_routing_prepare_identity(self, message, smtp_session):
         server_id = getattr(smtp_session, "smtp_routing_server_id", None) if smtp_session else None
         if not server_id:
             return super()._prepare_email_message(message, smtp_session)
@@ -711,6 +822,29 @@ class IrMailServer(models.Model):
             return super()._prepare_email_message(message, smtp_session)
         finally:
             smtp_session.smtp_from = session_from
+
+    @api.model
+    def _smtp_routing_dkim_sign(self, message):
+        """Sign with the DKIM key of the From domain, once the headers are final (after Odoo's rewrites)."""
+        keys = self.env["smtp_routing.dkim.key"]._smtp_routing_signing_keys()
+        if not keys:
+            return
+        domain = email_domain_extract(email_normalize(message["From"] or "") or "")
+        if domain not in keys:
+            return
+        selector, key_id = keys[domain]
+        pem = self.env["smtp_routing.dkim.key"].sudo().browse(key_id)._private_pem(raise_if_missing=False)
+        if not pem:
+            _logger.warning("smtp_routing: DKIM key %s for %s cannot be read; mail sent unsigned", selector, domain)
+            return
+        del message["DKIM-Signature"]
+        buffer = io.BytesIO()
+        # the same generator smtplib.send_message() uses, so the signed bytes are the sent bytes
+        email.generator.BytesGenerator(buffer).flatten(message, linesep="\r\n")
+        value = dkim_tool.sign(buffer.getvalue(), domain, selector, pem)
+        head, _, signature = value.rpartition("b=")
+        # whitespace inside b= is ignored by verifiers (RFC 6376 3.2): give the header folding points
+        message["DKIM-Signature"] = head + "b=" + " ".join(signature[i : i + 64] for i in range(0, len(signature), 64))
 
     @api.model
     def send_email(
