@@ -111,7 +111,7 @@ def _summarize(label, output, returncode):
     failed = sum(int(f) + int(e) for f, e, _ in results)
     total = sum(int(t) for _, _, t in results)
     skipped = len(SKIP_RE.findall(output))
-    passed = total - failed - skipped
+    passed = max(total - failed - skipped, 0)  # failed subtests are counted on top of their test
     if total == 0:
         return f"{label}: FAILED (no test ran: check --test-tags)", False
     line = f"{label}: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")

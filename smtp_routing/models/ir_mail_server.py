@@ -5,6 +5,7 @@ import email.utils
 import io
 import logging
 import os
+import re
 import smtplib
 import threading
 import time
@@ -77,6 +78,35 @@ def server_timeout(seconds):
         yield
     finally:
         _timeout.seconds = previous
+
+
+_REPLY_CODE = re.compile(r"retcode \((\d+)\)")
+_print_debug_unredacted = smtplib.SMTP._print_debug  # Odoo's: logs every SMTP line at DEBUG when a server debugs
+
+
+def _print_debug_redacted(self, *args):
+    """Never log credentials, even with a server's Debugging flag on.
+
+    AUTH PLAIN carries the password (base64) on the AUTH line; AUTH LOGIN sends it
+    on a line of its own after a 334 reply: everything we send from AUTH until the
+    final reply is replaced.
+    """
+    if args and args[0] == "send:":
+        line = str(args[1]) if len(args) > 1 else ""
+        if line.strip("'\"").upper().startswith("AUTH"):
+            mechanism = line.strip("'\"").split()[1] if len(line.split()) > 1 else ""
+            self._smtp_routing_in_auth = True
+            args = ("send:", f"'AUTH {mechanism} [credentials redacted by smtp_routing]'")
+        elif getattr(self, "_smtp_routing_in_auth", False):
+            args = ("send:", "'[credentials redacted by smtp_routing]'")
+    elif args and isinstance(args[0], str) and args[0].startswith("reply: retcode"):
+        match = _REPLY_CODE.search(args[0])
+        if match and match.group(1) != "334":
+            self._smtp_routing_in_auth = False
+    return _print_debug_unredacted(self, *args)
+
+
+smtplib.SMTP._print_debug = _print_debug_redacted
 
 
 def _is_ip(value):

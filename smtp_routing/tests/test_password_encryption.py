@@ -2,6 +2,7 @@
 """SMTP passwords are encrypted at rest; the key never lives in the database."""
 
 import os
+import smtplib
 from unittest.mock import patch
 
 from odoo.exceptions import AccessError, UserError
@@ -164,3 +165,36 @@ class TestEncryptedPasswordDelivers(LiveSmtpCase):
         self.assertEqual(log.category, "config")
         self.assertIn("cannot be decrypted", log.reply)
         self.assertEqual(self.smtpd.messages, [])
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestSecretsNeverLogged(LiveSmtpCase):
+    smtp_tls = None  # AUTH in clear, so that smtplib's debug output would show it
+
+    def test_debug_flag_does_not_log_credentials(self):
+        import base64
+        import logging
+
+        self.mail_server.smtp_debug = True
+        password = self.smtp_credentials["odoo"]
+        forbidden = [
+            password,
+            base64.b64encode(password.encode()).decode(),
+            base64.b64encode(f"\0odoo\0{password}".encode()).decode(),
+        ]
+        for mechanism in ("PLAIN", "LOGIN"):
+            with self.subTest(mechanism=mechanism):
+                with (
+                    patch(
+                        "smtplib.SMTP.auth_plain" if mechanism == "LOGIN" else "smtplib.SMTP.auth_login",
+                        side_effect=smtplib.SMTPAuthenticationError(535, b"forced: try the next mechanism"),
+                    ),
+                    self.assertLogs("odoo.addons.base.models.ir_mail_server", level=logging.DEBUG) as logs,
+                ):
+                    self.create_mail(subject=f"Debug {mechanism}").send()
+                output = "\n".join(logs.output)
+                self.assertIn("send:", output, "debug output was captured")
+                self.assertIn(f"AUTH {mechanism} [credentials redacted by smtp_routing]", output)
+                for secret in forbidden:
+                    self.assertNotIn(secret, output)
+        self.assertTrue(self.smtpd.wait_for(2), "the mail still went out, authenticated")
