@@ -28,8 +28,14 @@ SERVERS = {
 
 ROUTES = [
     Route(10, "Bulk mailshots", (3, 6), sequence=1, purposes=frozenset({"bulk"})),
-    Route(11, "Spanish clients", (4, 6), sequence=5, purposes=frozenset({"personal", "transactional"}),
-          langs=frozenset({"es_ES"})),
+    Route(
+        11,
+        "Spanish clients",
+        (4, 6),
+        sequence=5,
+        purposes=frozenset({"personal", "transactional"}),
+        langs=frozenset({"es_ES"}),
+    ),
     Route(12, "Consultants", (2, 6), sequence=10, purposes=frozenset({"personal"})),
     Route(13, "Invoices", (5,), sequence=3, models=frozenset({"account.move"})),
     Route(14, "Everything else", (1, 6), is_default=True),
@@ -46,8 +52,12 @@ ROUTES = [
         (MailFacts("transactional", "notifications@practice.example", lang="en_US"), 14, [1, 6], "default route"),
         (MailFacts("transactional", "x@practice.example", model="account.move"), 13, [5], "model account.move"),
         # the template's "Email Other" route wins over every condition
-        (MailFacts("bulk", "x@practice.example", forced_route_id=15, forced_by="template"), 15, [5, 6],
-         "chosen by the template"),
+        (
+            MailFacts("bulk", "x@practice.example", forced_route_id=15, forced_by="template"),
+            15,
+            [5, 6],
+            "chosen by the template",
+        ),
     ],
     ids=["bulk", "spanish-personal", "english-personal", "default", "by-model", "forced-by-template"],
 )
@@ -95,8 +105,7 @@ def test_other_company_servers_and_routes_are_left_out():
     assert decision.server_ids == [1]
     assert decision.skipped[0].code == "other_company"
     company_b_route = Route(23, "B only", (8,), is_default=True, company_id=2)
-    decision = decide(MailFacts("transactional", "x@b.example", company_id=1), [company_b_route], SERVERS,
-                      from_matches)
+    decision = decide(MailFacts("transactional", "x@b.example", company_id=1), [company_b_route], SERVERS, from_matches)
     assert decision.route_id is None
 
 

@@ -185,3 +185,16 @@ def test_live_reply_faults(server, point, reply, category):
     assert outcome.category == category
     assert outcome.smtp_code == int(reply[:3])
     assert outcome.text == reply[4:]
+
+
+def test_configuration_error_wrapping_an_os_error_stays_configuration():
+    class UserError(Exception):
+        pass
+
+    try:
+        try:
+            open("/nonexistent/ca.pem")
+        except OSError as inner:
+            raise UserError("The CA file cannot be read") from inner
+    except UserError as outer:
+        assert classify(outer).category == "config"

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import smtplib
+import ssl
 import threading
 import time
 from datetime import timedelta
@@ -44,13 +45,15 @@ def _keyring():
 _timeout = threading.local()
 
 
-class _SmtplibWithServerTimeout:
+class _SmtplibPerServer:
     """Stands in for ``smtplib`` inside Odoo's ir_mail_server module.
 
-    Odoo opens SMTP connections with a module constant (``SMTP_TIMEOUT = 60``);
-    this lets ``connect()`` use each server's own time-out, per thread (several
-    workers threads send at once). Everything else is the real smtplib, looked
-    up at call time (so test patches of ``smtplib.SMTP`` still apply).
+    Odoo opens SMTP connections with a module constant (``SMTP_TIMEOUT = 60``)
+    and, for STARTTLS and SSL/TLS, without checking the server's certificate.
+    This lets ``connect()`` apply each server's own time-out and a verifying TLS
+    context, per thread (several worker threads send at once). Everything else is
+    the real smtplib, looked up at call time (so test patches of ``smtplib.SMTP``
+    still apply).
     """
 
     def __getattr__(self, name):
@@ -58,26 +61,57 @@ class _SmtplibWithServerTimeout:
 
     @staticmethod
     def _timeout(default):
-        return getattr(_timeout, "seconds", None) or default
+        return getattr(_per_server, "seconds", None) or default
+
+    @staticmethod
+    def _with_verifying_starttls(connection):
+        context = getattr(_per_server, "tls_context", None)
+        if context is None or not hasattr(connection, "starttls"):
+            return connection
+        starttls = connection.starttls
+
+        def verifying_starttls(keyfile=None, certfile=None, context=None):
+            return starttls(context=context or _per_server_context())
+
+        connection.starttls = verifying_starttls
+        return connection
 
     def SMTP(self, host="", port=0, *args, timeout=smtplib.socket._GLOBAL_DEFAULT_TIMEOUT, **kwargs):  # noqa: N802
-        return smtplib.SMTP(host, port, *args, timeout=self._timeout(timeout), **kwargs)
+        return self._with_verifying_starttls(smtplib.SMTP(host, port, *args, timeout=self._timeout(timeout), **kwargs))
 
     def SMTP_SSL(self, host="", port=0, *args, timeout=smtplib.socket._GLOBAL_DEFAULT_TIMEOUT, **kwargs):  # noqa: N802
+        if kwargs.get("context") is None and getattr(_per_server, "tls_context", None) is not None:
+            kwargs["context"] = _per_server.tls_context
         return smtplib.SMTP_SSL(host, port, *args, timeout=self._timeout(timeout), **kwargs)
 
 
-base_ir_mail_server.smtplib = _SmtplibWithServerTimeout()
+_per_server = threading.local()
+
+
+def _per_server_context():
+    return getattr(_per_server, "tls_context", None)
+
+
+base_ir_mail_server.smtplib = _SmtplibPerServer()
 
 
 @contextlib.contextmanager
-def server_timeout(seconds):
-    previous = getattr(_timeout, "seconds", None)
-    _timeout.seconds = seconds or None
+def per_server_connection(seconds, tls_context):
+    """Within this block, Odoo's SMTP connections use this time-out and TLS context (None: Odoo's)."""
+    previous = (getattr(_per_server, "seconds", None), getattr(_per_server, "tls_context", None))
+    _per_server.seconds, _per_server.tls_context = seconds or None, tls_context
     try:
         yield
     finally:
-        _timeout.seconds = previous
+        _per_server.seconds, _per_server.tls_context = previous
+
+
+def verifying_context(ca_file=None):
+    """A client context that checks the certificate and the host name; ``ca_file`` adds trusted CAs."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(ca_file)
+    return context
 
 
 _REPLY_CODE = re.compile(r"retcode \((\d+)\)")
@@ -240,6 +274,12 @@ class IrMailServer(models.Model):
         help="After a connection, login, TLS or time-out failure, or a temporary refusal, skip this server for "
         "this long; mail goes to the next server meanwhile.",
     )
+    smtp_routing_tls_verify = fields.Boolean(
+        string="Verify Certificate",
+        default=True,
+        help="Check the server's TLS certificate and host name (STARTTLS and SSL/TLS). Switch off only for a "
+        "server you trust on a network you control: without it, anyone in between can read the mail and password.",
+    )
     smtp_routing_timeout = fields.Integer(
         string="Time-out (s)", default=30, help="Seconds to wait for the server before giving up on it."
     )
@@ -364,6 +404,27 @@ class IrMailServer(models.Model):
                 last = Log.search([("server_id", "=", server.id), ("outcome", "=", "failed")], limit=1)
             server.smtp_routing_last_error = last.summary if last else False
             server.smtp_routing_last_error_date = last.date if last else False
+
+    def _smtp_routing_tls_context(self):
+        """The TLS context for this server: verifying unless switched off (None keeps Odoo's behaviour)."""
+        self.ensure_one()
+        if (
+            not self.smtp_routing_tls_verify
+            or self.smtp_encryption == "none"
+            or self.smtp_authentication in ("certificate", "cli")
+        ):
+            return None
+        ca_file = self.env["ir.config_parameter"].sudo().get_param("smtp_routing.tls_ca_file") or None
+        try:
+            return verifying_context(ca_file)
+        except (OSError, ssl.SSLError) as error:
+            raise UserError(
+                self.env._(
+                    "The CA file in smtp_routing.tls_ca_file (%(path)s) cannot be read: %(error)s",
+                    path=ca_file,
+                    error=error,
+                )
+            ) from error
 
     def _smtp_routing_limits(self):
         self.ensure_one()
@@ -797,10 +858,11 @@ class IrMailServer(models.Model):
             server, smtp_from = self.sudo()._find_mail_server(smtp_from)
             mail_server_id = server.id if server else None
             kwargs.update(smtp_from=smtp_from, mail_server_id=mail_server_id)
-        timeout = self.sudo().browse(mail_server_id).smtp_routing_timeout if mail_server_id else None
+        server = self.sudo().browse(mail_server_id) if mail_server_id else None
+        timeout = server.smtp_routing_timeout if server else None
         started = time.monotonic()
         try:
-            with server_timeout(timeout):
+            with per_server_connection(timeout, server._smtp_routing_tls_context() if server else None):
                 connection = super().connect(**kwargs)
         except Exception as error:
             self.env["smtp_routing.delivery.log"]._smtp_routing_record(

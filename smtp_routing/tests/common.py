@@ -16,6 +16,7 @@ from odoo.tests import TransactionCase
 from odoo.tools import config
 
 from ..testing.smtpd import SmtpServer
+from ..testing.tlscert import make_self_signed
 
 
 class LiveSmtpCase(TransactionCase):
@@ -29,6 +30,9 @@ class LiveSmtpCase(TransactionCase):
         super().setUpClass()
         cls.startClassPatcher(patch.object(modules.module, "current_test", False))
         cls.startClassPatcher(patch.dict(config.options, {"smtp_server": "", "smtp_port": 0}))
+        # Certificates are verified (smtp_routing's default): the fixtures' test CA is trusted.
+        cls.tls_cert = make_self_signed()
+        cls.env["ir.config_parameter"].set_param("smtp_routing.tls_ca_file", cls.tls_cert.cert_path)
         cls.smtpd = cls.start_smtp_server(credentials=cls.smtp_credentials, tls=cls.smtp_tls)
         # No other server may catch the mail: a fresh database has none, but be explicit.
         cls.env["ir.mail_server"].search([]).write({"sequence": 1000})
@@ -36,6 +40,8 @@ class LiveSmtpCase(TransactionCase):
 
     @classmethod
     def start_smtp_server(cls, **kwargs):
+        if kwargs.get("tls") and "cert" not in kwargs:
+            kwargs["cert"] = cls.tls_cert
         server = SmtpServer(**kwargs).start()
         cls.addClassCleanup(server.stop)
         return server

@@ -10,6 +10,7 @@ from odoo import fields
 from odoo.tests import tagged
 
 from ..testing.smtpd import closed_port
+from ..testing.tlscert import make_self_signed
 from .common import LiveSmtpCase
 
 
@@ -180,3 +181,41 @@ class TestDeliveryLog(LiveSmtpCase):
         self._logs().write({"date": fields.Datetime.now() - timedelta(days=1000)})
         Log._gc_delivery_log()
         self.assertEqual(len(self._logs()), 1, "0 keeps everything")
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestCertificateVerification(LiveSmtpCase):
+    """STARTTLS and SSL/TLS certificates are checked by default (stock Odoo never checks them)."""
+
+    def test_untrusted_certificate_is_refused(self):
+        self.env["ir.config_parameter"].set_param("smtp_routing.tls_ca_file", "")
+        for tls, encryption in (("starttls", "starttls"), ("implicit", "ssl")):
+            with self.subTest(tls=tls):
+                self.env["smtp_routing.server.state"].search([]).unlink()
+                sink = self.start_smtp_server(tls=tls, cert=make_self_signed())
+                server = self.create_mail_server(
+                    sink, name=f"Self-signed {tls}", smtp_encryption=encryption, sequence=0
+                )
+                mail = self.create_mail(mail_server_id=server.id)
+                mail.send()
+                log = self.env["smtp_routing.delivery.log"].search([("server_id", "=", server.id)])
+                self.assertEqual((log.stage, log.category), ("connect", "tls"))
+                self.assertIn("certificate", log.reply.lower())
+                self.assertEqual(sink.messages, [], "nothing, not even the password, went to the impostor")
+                self.assertEqual(sink.auth_attempts, [])
+
+    def test_trusted_ca_file_and_explicit_opt_out(self):
+        mail = self.create_mail()
+        mail.send()
+        self.assertTrue(self.smtpd.wait_for(1), "the fixture's CA is trusted through smtp_routing.tls_ca_file")
+        self.env["ir.config_parameter"].set_param("smtp_routing.tls_ca_file", "")
+        self.mail_server.smtp_routing_tls_verify = False
+        self.create_mail(subject="Unverified, as configured").send()
+        self.assertTrue(self.smtpd.wait_for(2))
+
+    def test_unreadable_ca_file_says_so(self):
+        self.env["ir.config_parameter"].set_param("smtp_routing.tls_ca_file", "/nonexistent/ca.pem")
+        self.create_mail().send()
+        log = self.env["smtp_routing.delivery.log"].search([("server_id", "=", self.mail_server.id)])
+        self.assertEqual(log.category, "config")
+        self.assertIn("/nonexistent/ca.pem", log.reply)

@@ -125,12 +125,17 @@ def classify_reply(code, text, stage=None):
     return Outcome(category, code, status, text)
 
 
+def _is_config_error(error):
+    """Odoo's UserError/ValidationError: a configuration problem, whatever lower error it wraps."""
+    return type(error).__name__ in ("UserError", "ValidationError")
+
+
 def _unwrap(error):
     """The root error behind Odoo's MailDeliveryException / UserError wrappers."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, (smtplib.SMTPException, OSError, ssl.SSLError, AssertionError)):
+        if isinstance(error, (smtplib.SMTPException, OSError, ssl.SSLError, AssertionError)) or _is_config_error(error):
             return error
         inner = error.__cause__ or error.__context__
         if inner is None:
@@ -201,7 +206,7 @@ def classify(error):
         return outcome
     if isinstance(root, AssertionError):
         return Outcome("invalid_message", text=_text(root))
-    if type(root).__name__ in ("UserError", "ValidationError"):
+    if _is_config_error(root):
         return Outcome("config", text=_text(root.args[0] if root.args else root))
     if isinstance(root, smtplib.SMTPException):
         return Outcome("other", text=_text(root))
