@@ -64,3 +64,10 @@ def test_normalize_rejects_bad_separate_port(port):
     with pytest.raises(HostPortError) as caught:
         normalize("smtp.example.com", port)
     assert caught.value.code == "bad_port"
+
+
+def test_non_ascii_digits_are_not_a_port():
+    """Found by hypothesis: '²'.isdigit() is True, int('²') raises."""
+    with pytest.raises(HostPortError) as caught:
+        parse_host("smtp.example.com:²")
+    assert caught.value.code == "bad_port"

@@ -22,6 +22,7 @@ from ..tools import dkim as dkim_tool
 from ..tools import dns_checks, hostport, presets, secrets
 from ..tools import limits as limits_tool
 from ..tools import routing as routing_tool
+from ..tools.smtp_errors import MessageTooLarge
 from .smtp_routing_server_state import state_from_row
 
 _logger = logging.getLogger(__name__)
@@ -916,6 +917,34 @@ class IrMailServer(models.Model):
             smtp_session.smtp_from = session_from
 
     @api.model
+    def _smtp_routing_check_size(self, message, server_id, smtp_session):
+        """Refuse before sending a message over the server's limit (its Max Email Size, or the SIZE it advertises)."""
+        limits = []
+        if server_id:
+            server = self.sudo().browse(server_id)
+            if server.max_email_size:
+                limits.append(int(server.max_email_size * 1024 * 1024))
+        features = getattr(getattr(smtp_session, "__obj__", None), "esmtp_features", None) or {}
+        size_text = str(features.get("size", ""))
+        if size_text.isascii() and size_text.isdigit() and int(size_text):
+            limits.append(int(size_text))
+        if not limits:
+            return
+        # the encoded payloads are what goes on the wire: summing them is cheap and close
+        size = sum(len(str(part.get_payload())) for part in message.walk() if not part.is_multipart())
+        size += len(str(message.items()))
+        limit = min(limits)
+        if size > limit:
+            raise MessageTooLarge(
+                self.env._(
+                    "The message is about %(size).1f MB; the server accepts at most %(limit).1f MB. Refused before "
+                    "sending: send large files as links, or raise the server's limit.",
+                    size=size / 1048576,
+                    limit=limit / 1048576,
+                )
+            )
+
+    @api.model
     def _smtp_routing_dkim_sign(self, message):
         """Sign with the DKIM key of the From domain, once the headers are final (after Odoo's rewrites)."""
         keys = self.env["smtp_routing.dkim.key"]._smtp_routing_signing_keys()
@@ -988,6 +1017,7 @@ class IrMailServer(models.Model):
         Log = self.env["smtp_routing.delivery.log"]
         started = time.monotonic()
         try:
+            self._smtp_routing_check_size(message, server_id, smtp_session)
             result = super().send_email(message, **kwargs)
         except Exception as error:
             Log._smtp_routing_record(error=error, duration=time.monotonic() - started, **details)

@@ -42,7 +42,7 @@ FAILURE_TYPES = {
     "sender_rejected": "mail_from_invalid",
     "send_as_denied": "mail_from_invalid",
     "invalid_message": "unknown",
-    "too_large": "unknown",
+    "too_large": "unknown",  # Odoo has no "too large" failure type; the reason says it
     "other": "unknown",
 }
 LEASE_SECONDS = 600  # default of smtp_routing.lease_seconds

@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """Limits defer, failures fail over and cool down, claims prevent double sending (real loopback SMTP)."""
 
+import time
 from datetime import timedelta
 from unittest.mock import patch
 
@@ -215,3 +216,69 @@ class TestQueue(LiveSmtpCase):
         for values, message in cases:
             with self.subTest(values=values), self.assertRaisesRegex(ValidationError, message):
                 self.env["ir.mail_server"].create({"name": "Limits", "smtp_host": "127.0.0.1", **values})
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestHostileAndBadInput(LiveSmtpCase):
+    smtp_credentials = {}
+    smtp_tls = None
+
+    def _batch(self, count):
+        mails = self.env["mail.mail"]
+        for index in range(count):
+            mails |= self.create_mail(email_to=f"client{index}@example.com", subject=f"Batch {index}")
+        return mails
+
+    def test_message_over_the_size_limit_is_refused_before_sending(self):
+        self.mail_server.max_email_size = 0.01  # 10 KB
+        big = self.create_mail(body_html="<p>" + "x" * 30000 + "</p>", subject="Big")
+        small = self.create_mail(subject="Small")
+        (big | small).send()
+        self.assertEqual((big.state, small.state), ("exception", "sent"))
+        self.assertIn("Refused before sending", big.failure_reason)
+        log = self.env["smtp_routing.delivery.log"].search([("mail_id", "=", big.id)])
+        self.assertEqual(log.category, "too_large")
+        self.assertEqual([m.message["Subject"] for m in self.smtpd.messages], ["Small"])
+
+    def test_drop_in_the_middle_of_data_loses_nothing(self):
+        self.smtpd.add_fault("MESSAGE", action="drop", times=1)
+        mails = self._batch(4)
+        mails.send()
+        # the first mail's session died: it and the rest wait (deferred), none is failed or lost
+        self.assertEqual(set(mails.mapped("state")), {"outgoing"})
+        self.assertTrue(all(mails.mapped("scheduled_date")))
+        self.env["smtp_routing.server.state"].search([]).unlink()  # cooldown over
+        mails.write({"scheduled_date": False})
+        mails.send()
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertEqual(sorted(self.smtpd.recipients), [f"client{i}@example.com" for i in range(4)])
+
+    def test_garbage_reply_fails_only_that_mail(self):
+        self.smtpd.add_fault("RCPT", action="garbage", match="client1@")
+        mails = self._batch(3)
+        mails.send()
+        self.assertEqual(mails.mapped("state"), ["sent", "exception", "sent"])
+        self.assertEqual(sorted(self.smtpd.recipients), ["client0@example.com", "client2@example.com"])
+
+    def test_server_that_never_answers_does_not_hang_the_worker(self):
+        self.smtpd.add_fault("DATA", action="hang", seconds=10)
+        self.mail_server.smtp_routing_timeout = 1
+        started = time.monotonic()
+        mail = self.create_mail()
+        mail.send()
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual(mail.state, "outgoing")
+        log = self.env["smtp_routing.delivery.log"].search([("mail_id", "=", mail.id)])
+        self.assertIn(log.category, ("timeout", "connection_refused"))
+
+    def test_header_injection_is_refused_not_sent(self):
+        for values in (
+            {"subject": "Hello\r\nBcc: victim@evil.example"},
+            {"email_from": "Ana\r\nBcc: victim@evil.example <ana@practice.example>"},
+        ):
+            with self.subTest(values=values):
+                mail = self.create_mail(**values)
+                mail.send()
+                self.assertNotIn("victim@evil.example", self.smtpd.recipients)
+                for received in self.smtpd.messages:
+                    self.assertNotIn("victim@evil.example", str(received.message.get("Bcc", "")))

@@ -29,7 +29,7 @@ class HostPort:
 
 
 def _check_port(text, value):
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise HostPortError("bad_port", value)
     port = int(text)
     if not 1 <= port <= 65535:

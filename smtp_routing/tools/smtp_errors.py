@@ -62,6 +62,10 @@ _AUTH_TEXT = re.compile(r"\b5\.7\.(?:8|0|3|9|139)\b.*auth|authenticat", re.IGNOR
 MAX_TEXT = 1000
 
 
+class MessageTooLarge(ValueError):
+    """Refused before sending: the message is larger than the server accepts."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     category: str
@@ -193,6 +197,8 @@ def _classify_transport(root):
 def classify(error):
     """Category of an exception raised while connecting or sending."""
     root = _unwrap(error)
+    if isinstance(root, MessageTooLarge):
+        return Outcome("too_large", text=_text(root))
     if isinstance(root, smtplib.SMTPRecipientsRefused):
         return _classify_recipients_refused(root)
     for exception_class, stage in _REPLY_STAGES:
