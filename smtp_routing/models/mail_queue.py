@@ -235,7 +235,13 @@ class QueueRun:
                     for server in Server._smtp_routing_order(servers - primary)
                     if Server._match_from_filter(smtp_from, server.from_filter)
                 ]
-                candidates = [primary, *fallbacks]
+                # a company's servers never carry another company's mail
+                companies = {mail._smtp_routing_facts().company_id for mail in self.Mail.browse(batch_ids)}
+                candidates = [
+                    server
+                    for server in [primary, *fallbacks]
+                    if not server.company_id or server.company_id.id in companies
+                ] or [False]
             names = ", ".join(server.name for server in candidates if server) or self.env._("Odoo's command line")
             explanation = self.env._(
                 "No route: Odoo's choice (priority, default server and From filter), then the servers that may "

@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from . import test_access
 from . import test_deliverability
 from . import test_delivery_log
 from . import test_install
