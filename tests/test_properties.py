@@ -96,3 +96,26 @@ def test_spf_evaluation_never_crashes_and_stays_bounded(terms, ip):
     result = check_spf("example.test", str(ip), lookup)
     assert result.result in {"pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"}
     assert result.lookups <= 11 and len(calls) < 200
+
+
+ADDRESS = st.builds(
+    lambda local, domain: f"{local}@{domain}.example", st.from_regex(r"[a-z0-9._+-]{1,20}", fullmatch=True), LABEL
+)
+
+
+@given(st.lists(ADDRESS, max_size=10), st.sampled_from([", ", ",", "; ", " , "]))
+def test_address_lists_round_trip(addresses, separator):
+    from smtp_routing.tools.addresses import split_addresses
+
+    expected = list(dict.fromkeys(addresses))
+    assert split_addresses(separator.join(addresses)) == expected
+    named = separator.join(f'"Name {i}, Jr" <{a}>' for i, a in enumerate(addresses))
+    assert split_addresses(named) == expected
+
+
+@given(st.text(max_size=300))
+def test_address_lists_never_crash_and_never_span_lines(text):
+    from smtp_routing.tools.addresses import split_addresses
+
+    for address in split_addresses(text):
+        assert "@" in address and not any(char in address for char in "\r\n <>,;")

@@ -688,6 +688,12 @@ class IrMailServer(models.Model):
             if others:
                 super(IrMailServer, others).write({"smtp_routing_is_default": False})
 
+    def export_data(self, fields_to_export):
+        """Odoo's export reads through the ORM without checking field groups: credentials would leak to any
+        user who may read a server (users read the servers offered to them). Check them like read() does."""
+        self.check_field_access_rights("read", list({path.split("/")[0].split(".")[0] for path in fields_to_export}))
+        return super().export_data(fields_to_export)
+
     # -- actions ----------------------------------------------------------------------
     def action_smtp_routing_test_email(self):
         self.ensure_one()

@@ -32,6 +32,7 @@ from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
 from ..tools import limits as limits_tool
 from ..tools import routing
+from ..tools.addresses import split_addresses
 from ..tools.smtp_errors import classify
 
 _logger = logging.getLogger(__name__)
@@ -376,7 +377,7 @@ class QueueRun:
     @staticmethod
     def _item(mail):
         partners = len(mail.recipient_ids)
-        plain = len(tools.mail.email_split(mail.email_to or "")) + len(tools.mail.email_split(mail.email_cc or ""))
+        plain = len(split_addresses(mail.email_to or "")) + len(split_addresses(mail.email_cc or ""))
         messages = partners + (1 if plain or not partners else 0)
         size = len(mail.body_html or "") + sum(mail.attachment_ids.mapped("file_size"))
         return limits_tool.Item(recipients=max(partners + plain, 1), size=size, messages=messages)

@@ -198,3 +198,25 @@ class TestSecretsNeverLogged(LiveSmtpCase):
                 for secret in forbidden:
                     self.assertNotIn(secret, output)
         self.assertTrue(self.smtpd.wait_for(2), "the mail still went out, authenticated")
+
+
+@tagged("post_install", "-at_install", "smtp_routing")
+class TestSecretsNotExported(TransactionCase):
+    def test_export_refuses_credentials_to_non_admins(self):
+        server = self.env["ir.mail_server"].create(
+            {
+                "name": "Offered",
+                "smtp_host": "smtp.example.com",
+                "smtp_user": "u",
+                "smtp_pass": PLAINTEXT,
+                "smtp_routing_user_selectable": True,
+            }
+        )
+        user = new_test_user(self.env, login="exporter", groups="base.group_user,base.group_allow_export")
+        with self.assertRaises(AccessError):
+            server.with_user(user).export_data(["name", "smtp_pass"])
+        with self.assertRaises(AccessError):
+            server.with_user(user).export_data(["smtp_routing_pass_encrypted"])
+        with self.assertRaises(AccessError):
+            server.with_user(user).export_data(["smtp_user"])
+        self.assertEqual(server.with_user(user).export_data(["name"])["datas"], [["Offered"]])
