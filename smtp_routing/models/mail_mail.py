@@ -65,6 +65,11 @@ class MailMail(models.Model):
                 langs = partners.mapped("lang")
         return routing.majority_language(langs)
 
+    def _smtp_routing_company(self):
+        """The company the mail is sent for: its document's, else its author's, else the current one."""
+        self.ensure_one()
+        return self.record_company_id or self._smtp_routing_author_user().company_id or self.env.company
+
     def _smtp_routing_facts(self):
         self.ensure_one()
         author = self._smtp_routing_author_user()
@@ -74,7 +79,7 @@ class MailMail(models.Model):
             purpose=purpose,
             email_from=email_normalize(self.email_from or "") or "",
             lang=self._smtp_routing_lang(),
-            company_id=(self.record_company_id or author.company_id or self.env.company).id,
+            company_id=self._smtp_routing_company().id,
             model=self.model or None,
             forced_route_id=self.smtp_routing_route_id.id or None,
             forced_by=forced_by,

@@ -182,7 +182,7 @@ class QueueRun:
                 route_specs,
                 server_specs,
                 self.env["ir.mail_server"]._match_from_filter,
-                cooling={sid: until for sid, until in self.cooling.items()},
+                cooling=self.cooling,
             )
             if decision.route_id is None:
                 stock_ids.append(mail.id)
@@ -237,7 +237,7 @@ class QueueRun:
                     if Server._match_from_filter(smtp_from, server.from_filter)
                 ]
                 # a company's servers never carry another company's mail
-                companies = {mail._smtp_routing_facts().company_id for mail in self.Mail.browse(batch_ids)}
+                companies = {mail._smtp_routing_company().id for mail in self.Mail.browse(batch_ids)}
                 candidates = [
                     server
                     for server in [primary, *fallbacks]
