@@ -199,11 +199,7 @@ class QueueRun:
             groups += self._stock_groups(self.Mail.browse(stock_ids), servers)
         for own, mail_ids in own_ids.items():
             for group in self._stock_groups(self.Mail.browse(mail_ids), servers):
-                group.smtp_froms[own.id] = (
-                    self._sender_env(group.alias_domain_id)
-                    .sudo()
-                    ._find_mail_server(group.smtp_from, mail_servers=own)[1]
-                )
+                group.smtp_froms[own.id] = self._smtp_from_through(group.alias_domain_id, group.smtp_from, own)
                 group.candidates = [own] + [server for server in group.candidates if server != own]
                 group.explanation = self.env._(
                     "Personal mail: the author's own server first (preferences). %(rest)s", rest=group.explanation
@@ -216,11 +212,13 @@ class QueueRun:
                 self.explanations[mail_id] = group.explanation
         return groups
 
+    def _smtp_from_through(self, alias_domain_id, email_from, server):
+        """The envelope sender Odoo would use for ``email_from`` through ``server`` (From filter rules)."""
+        return self._sender_env(alias_domain_id).sudo()._find_mail_server(email_from, mail_servers=server)[1]
+
     def _route_group(self, alias_domain_id, email_from, decision, names):
-        Server = self.env["ir.mail_server"].sudo()
-        finder = self._sender_env(alias_domain_id).sudo()
-        candidates = Server.browse(decision.server_ids)
-        smtp_froms = {server.id: finder._find_mail_server(email_from, mail_servers=server)[1] for server in candidates}
+        candidates = self.env["ir.mail_server"].sudo().browse(decision.server_ids)
+        smtp_froms = {server.id: self._smtp_from_through(alias_domain_id, email_from, server) for server in candidates}
         return Group(alias_domain_id, email_from, list(candidates), [], smtp_froms, routing.explain(decision, names))
 
     def _stock_groups(self, mails, servers):
@@ -275,11 +273,7 @@ class QueueRun:
         kept = [server for server in group.candidates if server in allowed] or list(allowed.sudo())
         for server in kept:
             if server.id not in group.smtp_froms:
-                group.smtp_froms[server.id] = (
-                    self._sender_env(group.alias_domain_id)
-                    .sudo()
-                    ._find_mail_server(group.smtp_from, mail_servers=server)[1]
-                )
+                group.smtp_froms[server.id] = self._smtp_from_through(group.alias_domain_id, group.smtp_from, server)
         group.candidates = kept
         group.explanation += "\n" + self.env._(
             "Send-As permission limited to: %(servers)s", servers=", ".join(s.name for s in kept)
