@@ -103,9 +103,11 @@ class MailMail(models.Model):
         allowed.add(email_normalize(IrMailServer._get_default_from_address() or ""))
         if ICP.get_param(SEND_AS_COMPANY_EMAIL, "1") not in ("0", "False", "false"):
             allowed.update(email_normalize(company.email or "") for company in user.company_ids)
-        if address in allowed or self.env["smtp_routing.send_as"]._smtp_routing_allows(user, address, server):
+        if address in allowed:
             return None
         granted = self.env["smtp_routing.send_as"]._smtp_routing_granted_servers(user, address)
+        if granted is not None and (not granted or server is None or server in granted):
+            return None  # granted through any server, or through some and no server named yet
         if granted:
             return self.env._(
                 "%(user)s may send as %(address)s only through %(servers)s.",

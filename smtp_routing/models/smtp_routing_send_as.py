@@ -50,11 +50,3 @@ class SmtpRoutingSendAs(models.Model):
         if any(not grant.server_id for grant in grants):
             return self.env["ir.mail_server"]
         return grants.mapped("server_id")
-
-    @api.model
-    def _smtp_routing_allows(self, user, email_from, server=None):
-        """True when ``user`` may send as ``email_from`` (through ``server``, if given)."""
-        servers = self._smtp_routing_granted_servers(user, email_from)
-        if servers is None:
-            return False
-        return not servers or server is None or server in servers
