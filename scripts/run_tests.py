@@ -43,7 +43,11 @@ CORE_TAGS = ",".join(
     ]
 )
 RESULT_RE = re.compile(r"(\d+) failed, (\d+) error\(s\) of (\d+) tests when loading database")
-SKIP_RE = re.compile(r"odoo\.tests\.result: skipped ")
+# Odoo logs a skipped test at INFO on the test module's own logger: "....tests.test_x: skipped <test> : <why>".
+SKIP_RE = re.compile(r"\.tests\.[\w.]+: skipped ")
+TOUR_SKIP_RE = re.compile(r"test_ui: skipped \S+ : (.+)")
+TOUR_PASSED = "smtp_routing browser tour passed in "
+TEST_MODULES = ("smtp_routing", "base", "mail", "test_mail")
 
 
 def run_lint(python):
@@ -91,6 +95,8 @@ def _run_odoo(python, odoo_path, config, workdir, label, args):
                 "--log-level=warn",
                 "--log-handler=odoo.tests.result:INFO",
                 "--log-handler=odoo.tests:INFO",
+                # skipped tests are logged at INFO by each test module's logger
+                *(f"--log-handler=odoo.addons.{module}.tests:INFO" for module in TEST_MODULES),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -118,6 +124,19 @@ def _summarize(label, output, returncode):
     return line, returncode == 0 and failed == 0
 
 
+def _summarize_tour(output, tags):
+    """The browser tour's own line: it skips without Chromium, and that must not read as a pass."""
+    skipped = TOUR_SKIP_RE.search(output)
+    if skipped:
+        return f"browser tour: SKIPPED ({skipped.group(1).strip()})", True
+    if TOUR_PASSED in output:
+        browser = output.split(TOUR_PASSED, 1)[1].split()[0]
+        return f"browser tour: passed in {browser}", True
+    if os.environ.get("SMTP_ROUTING_ODOO_TAGS") and "TestTour" not in tags:
+        return "browser tour: SKIPPED (SMTP_ROUTING_ODOO_TAGS selects other tests)", True
+    return "browser tour: FAILED (it did not report a pass: see the log above)", False
+
+
 def run_odoo_suite(odoo_path):
     python = devenv.ensure_odoo_venv(odoo_path)
     tags = os.environ.get("SMTP_ROUTING_ODOO_TAGS", "/smtp_routing")
@@ -128,7 +147,8 @@ def run_odoo_suite(odoo_path):
         )
         devenv.log(f"Odoo suite: fresh database, installing smtp_routing, --test-tags {tags}")
         install = ["-i", "smtp_routing", "--test-tags", tags]
-        lines = [_summarize("odoo", *_run_odoo(python, odoo_path, config, workdir, "odoo", install))]
+        output, returncode = _run_odoo(python, odoo_path, config, workdir, "odoo", install)
+        lines = [_summarize("odoo", output, returncode), _summarize_tour(output, tags)]
         if os.environ.get("SMTP_ROUTING_ODOO_TAGS"):
             lines.append(("odoo-core: SKIPPED (SMTP_ROUTING_ODOO_TAGS selects other tests)", True))
         elif not lines[0][1]:
@@ -158,6 +178,7 @@ def main():
     odoo_path, reason = devenv.find_odoo()
     if odoo_path is None:
         lines.append(f"odoo: SKIPPED ({reason})")
+        lines.append("browser tour: SKIPPED (needs the Odoo suite)")
         lines.append("odoo-core: SKIPPED (needs the Odoo suite)")
         lines.append("odoo-lifecycle: SKIPPED (needs the Odoo suite)")
         lines.append("odoo-queue: SKIPPED (needs the Odoo suite)")

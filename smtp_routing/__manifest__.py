@@ -22,7 +22,11 @@
         "views/smtp_routing_route_views.xml",
         "views/smtp_routing_dkim_key_views.xml",
         "wizard/smtp_routing_test_email_views.xml",
+        "views/res_config_settings_views.xml",
     ],
+    "assets": {
+        "web.assets_tests": ["smtp_routing/static/tests/tours/*.js"],
+    },
     "post_init_hook": "post_init_hook",
     "uninstall_hook": "uninstall_hook",
     "installable": True,

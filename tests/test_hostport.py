@@ -1,5 +1,6 @@
 import pytest
 
+from smtp_routing.tools import hostport
 from smtp_routing.tools.hostport import HostPort, HostPortError, normalize, parse_host
 
 
@@ -71,3 +72,22 @@ def test_non_ascii_digits_are_not_a_port():
     with pytest.raises(HostPortError) as caught:
         parse_host("smtp.example.com:²")
     assert caught.value.code == "bad_port"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.1", ("127.0.0.1", 53)),
+        (" 127.0.0.1:5353 ", ("127.0.0.1", 5353)),
+        ("[::1]:53", ("::1", 53)),
+        ("::1", ("::1", 53)),
+    ],
+)
+def test_parse_nameserver_accepts_addresses(value, expected):
+    assert hostport.parse_nameserver(value) == expected
+
+
+@pytest.mark.parametrize("value", ["dns.example.com", "127.0.0.1:0", "127.0.0.1:99999", "", "1.2.3.4 5"])
+def test_parse_nameserver_refuses_names_and_bad_ports(value):
+    with pytest.raises(hostport.HostPortError):
+        hostport.parse_nameserver(value)

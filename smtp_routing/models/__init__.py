@@ -11,3 +11,4 @@ from . import smtp_routing_dns_check
 from . import smtp_routing_route
 from . import smtp_routing_send_as
 from . import smtp_routing_server_state
+from . import res_config_settings

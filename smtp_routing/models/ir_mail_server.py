@@ -10,7 +10,9 @@ import smtplib
 import ssl
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+import pytz
 
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError, ValidationError
@@ -30,6 +32,7 @@ _logger = logging.getLogger(__name__)
 # Private header that carries the mail.mail id from _prepare_outgoing_list to
 # send_email, where it is removed before the message leaves.
 MAIL_ID_HEADER = "X-Smtp-Routing-Mail-Id"
+DNS_NAMESERVER = "smtp_routing.dns_nameserver"
 
 _keyring_cache = {}
 
@@ -288,6 +291,7 @@ class IrMailServer(models.Model):
         [("healthy", "Healthy"), ("cooling", "Cooling down"), ("limited", "Over a limit")],
         string="Status",
         compute="_compute_smtp_routing_queue_status",
+        search="_search_smtp_routing_health",
     )
     smtp_routing_cooldown_until = fields.Datetime(
         string="Cooling Down Until", compute="_compute_smtp_routing_queue_status"
@@ -296,13 +300,30 @@ class IrMailServer(models.Model):
     smtp_routing_next_slot = fields.Datetime(string="Next Free Slot", compute="_compute_smtp_routing_queue_status")
     smtp_routing_queued_count = fields.Integer(string="Queued", compute="_compute_smtp_routing_queue_status")
     smtp_routing_queue_eta = fields.Datetime(string="Queue Out By", compute="_compute_smtp_routing_queue_status")
+    # What the quota bars show: how much of each window is used now (the maxima are the limit fields).
+    smtp_routing_throttle_used = fields.Integer(
+        string="Used in Throttle Window", compute="_compute_smtp_routing_queue_status"
+    )
+    smtp_routing_hourly_used = fields.Integer(string="Used This Hour", compute="_compute_smtp_routing_queue_status")
+    smtp_routing_daily_used = fields.Integer(string="Used Today (UTC)", compute="_compute_smtp_routing_queue_status")
+    # Routing: where this server is used
+    smtp_routing_route_ids = fields.Many2many(
+        "smtp_routing.route", string="Routes", compute="_compute_smtp_routing_usage", groups="base.group_system"
+    )
+    smtp_routing_send_as_ids = fields.One2many(
+        "smtp_routing.send_as", "server_id", string="Send-As Grants", groups="base.group_system"
+    )
+    smtp_routing_user_ids = fields.One2many(
+        "res.users", "smtp_routing_server_id", string="Chosen By", groups="base.group_system"
+    )
     # Deliverability
     smtp_routing_dns_check_ids = fields.One2many("smtp_routing.dns.check", "server_id", string="Deliverability History")
     smtp_routing_dns_checked_at = fields.Datetime(string="DNS Checked On", readonly=True, copy=False)
     smtp_routing_dns_status = fields.Selection(
-        [("ok", "Good"), ("warn", "Could be better"), ("fail", "Problem"), ("error", "Not checked")],
+        [("ok", "DNS good"), ("warn", "DNS could be better"), ("fail", "DNS problems"), ("error", "DNS not checked")],
         string="Deliverability",
         compute="_compute_smtp_routing_dns",
+        search="_search_smtp_routing_dns_status",
     )
     smtp_routing_dns_report = fields.Text(string="DNS Report", compute="_compute_smtp_routing_dns")
     # Delivery history
@@ -311,6 +332,8 @@ class IrMailServer(models.Model):
     smtp_routing_failed_24h = fields.Integer(string="Failed (24h)", compute="_compute_smtp_routing_history")
     smtp_routing_last_error = fields.Char(string="Last Error", compute="_compute_smtp_routing_history")
     smtp_routing_last_error_date = fields.Datetime(string="Last Error On", compute="_compute_smtp_routing_history")
+    smtp_routing_sent_today = fields.Integer(string="Sent Today", compute="_compute_smtp_routing_today")
+    smtp_routing_failed_today = fields.Integer(string="Failed Today", compute="_compute_smtp_routing_today")
 
     # -- computes ---------------------------------------------------------------
     @api.depends("smtp_routing_provider")
@@ -406,6 +429,50 @@ class IrMailServer(models.Model):
             server.smtp_routing_last_error = last.summary if last else False
             server.smtp_routing_last_error_date = last.date if last else False
 
+    def _smtp_routing_today_start(self):
+        """Midnight in the user's time zone, as a naive UTC datetime (what "today" means to the reader)."""
+        try:
+            tz = pytz.timezone(self.env.context.get("tz") or self.env.user.tz or "UTC")
+        except pytz.UnknownTimeZoneError:
+            tz = pytz.utc
+        today = datetime.now(pytz.utc).astimezone(tz).date()
+        midnight = tz.localize(datetime.combine(today, datetime.min.time()))
+        return midnight.astimezone(pytz.utc).replace(tzinfo=None)
+
+    def _compute_smtp_routing_today(self):
+        counts = {
+            (server.id, outcome): count
+            for server, outcome, count in self.env["smtp_routing.delivery.log"]
+            .sudo()
+            ._read_group(
+                [("server_id", "in", self.ids), ("date", ">=", self._smtp_routing_today_start())],
+                ["server_id", "outcome"],
+                ["__count"],
+            )
+        }
+        for server in self:
+            server.smtp_routing_sent_today = counts.get((server.id, "sent"), 0)
+            server.smtp_routing_failed_today = counts.get((server.id, "failed"), 0)
+
+    def _compute_smtp_routing_usage(self):
+        lines = self.env["smtp_routing.route.line"].sudo().search([("server_id", "in", self.ids)])
+        for server in self:
+            server.smtp_routing_route_ids = lines.filtered(lambda line, s=server: line.server_id == s).route_id
+
+    def _smtp_routing_search_computed(self, field_name, operator, value):
+        """Search a computed status by computing it for every server (there are few)."""
+        if operator not in ("=", "!=", "in", "not in"):
+            raise UserError(self.env._("Search the status with = or in."))
+        values = {value} if isinstance(value, str) or not value else set(value)
+        matching = self.search([]).filtered(lambda server: server[field_name] in values)
+        return [("id", "in" if operator in ("=", "in") else "not in", matching.ids)]
+
+    def _search_smtp_routing_health(self, operator, value):
+        return self._smtp_routing_search_computed("smtp_routing_health", operator, value)
+
+    def _search_smtp_routing_dns_status(self, operator, value):
+        return self._smtp_routing_search_computed("smtp_routing_dns_status", operator, value)
+
     def _smtp_routing_tls_context(self):
         """The TLS context for this server: verifying unless switched off (None keeps Odoo's behaviour)."""
         self.ensure_one()
@@ -473,6 +540,10 @@ class IrMailServer(models.Model):
             cooldown = cooldown if cooldown and cooldown > now else False
             exhausted = [resets for value, resets in left.values() if value <= 0 and resets]
             server.smtp_routing_cooldown_until = cooldown
+            used = limits_tool.refresh(limits, state, now)
+            server.smtp_routing_throttle_used = used.throttle_count
+            server.smtp_routing_hourly_used = used.hour_count
+            server.smtp_routing_daily_used = used.day_count
             server.smtp_routing_health = "cooling" if cooldown else ("limited" if exhausted else "healthy")
             server.smtp_routing_quota = "\n".join(
                 self.env._("%(limit)s: %(left)s left", limit=labels[name], left=max(value, 0))
@@ -521,12 +592,21 @@ class IrMailServer(models.Model):
         """DNS as receivers see it; ``smtp_routing.dns_nameserver`` (host[:port]) overrides the system's."""
         import dns.resolver
 
-        setting = self.env["ir.config_parameter"].sudo().get_param("smtp_routing.dns_nameserver")
+        setting = self.env["ir.config_parameter"].sudo().get_param(DNS_NAMESERVER)
         resolver = dns.resolver.Resolver(configure=not setting)
         if setting:
-            host, _, port = setting.partition(":")
+            try:
+                host, port = hostport.parse_nameserver(setting)
+            except hostport.HostPortError as error:
+                raise UserError(
+                    self.env._(
+                        "The system parameter %(key)s must be an IP address with an optional port, not %(value)r.",
+                        key=DNS_NAMESERVER,
+                        value=setting,
+                    )
+                ) from error
             resolver.nameservers = [host]
-            resolver.port = int(port or 53)
+            resolver.port = port
         resolver.lifetime = 5.0
         return dns_checks.resolver_lookup(resolver)
 
@@ -706,11 +786,34 @@ class IrMailServer(models.Model):
             "context": {"default_server_id": self.id},
         }
 
-    def action_smtp_routing_history(self):
+    def action_smtp_routing_history(self, filters=("filter_last_24h",)):
+        """This server's delivery history, with the given search filters on."""
         self.ensure_one()
         action = self.env["ir.actions.act_window"]._for_xml_id("smtp_routing.smtp_routing_delivery_log_action")
+        action["display_name"] = self.env._("Delivery History: %(server)s", server=self.name)
         action["domain"] = [("server_id", "=", self.id)]
-        action["context"] = {"search_default_filter_last_24h": 1}
+        action["context"] = {f"search_default_{name}": 1 for name in filters}
+        return action
+
+    def action_smtp_routing_history_sent(self):
+        return self.action_smtp_routing_history(("filter_today", "filter_sent"))
+
+    def action_smtp_routing_history_failed(self):
+        return self.action_smtp_routing_history(("filter_today", "filter_failed"))
+
+    def action_smtp_routing_queue(self):
+        """The mail waiting for this server (deferred or not yet sent)."""
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("mail.action_view_mail_mail")
+        action["display_name"] = self.env._("Queued for %(server)s", server=self.name)
+        action["domain"] = [("state", "=", "outgoing"), ("smtp_routing_server_id", "=", self.id)]
+        action["context"] = {}
+        return action
+
+    def action_smtp_routing_explain(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("smtp_routing.smtp_routing_route_explain_action")
+        action["context"] = {"default_company_id": (self.company_id or self.env.company).id}
         return action
 
     @api.model

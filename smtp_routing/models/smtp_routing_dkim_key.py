@@ -29,7 +29,7 @@ class SmtpRoutingDkimKey(models.Model):
     )
     active = fields.Boolean(default=True, help="Only active keys sign mail.")
     private_key_encrypted = fields.Char(groups="base.group_system", copy=False, readonly=True)
-    dns_name = fields.Char(string="Publish At", compute="_compute_dns")
+    dns_name = fields.Char(string="Publish At", compute="_compute_dns", compute_sudo=True)
     dns_record = fields.Char(string="TXT Record", compute="_compute_dns", compute_sudo=True)
 
     _sql_constraints = [("domain_selector_unique", "UNIQUE(domain, selector)", "This selector already exists.")]

@@ -1,5 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from . import test_access
+from . import test_admin_screens
 from . import test_deliverability
 from . import test_delivery_log
 from . import test_install
@@ -9,3 +10,4 @@ from . import test_queue
 from . import test_routing
 from . import test_server_config
 from . import test_test_email
+from . import test_ui

@@ -101,3 +101,19 @@ def normalize(host_value, port_value):
     if port is None or isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise HostPortError("bad_port", port_value)
     return parsed.host, port
+
+
+def parse_nameserver(value):
+    """A DNS server for the deliverability checks: an IP address, optionally with a port (default 53).
+
+    >>> parse_nameserver("192.0.2.53")
+    ('192.0.2.53', 53)
+    >>> parse_nameserver("[2001:db8::53]:5353")
+    ('2001:db8::53', 5353)
+    """
+    parsed = parse_host(value)
+    try:
+        ipaddress.ip_address(parsed.host)  # the resolver needs an address, not a name
+    except ValueError as error:
+        raise HostPortError("bad_host", value) from error
+    return parsed.host, parsed.port or 53

@@ -1,0 +1,72 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..tools import hostport
+from .ir_mail_server import DNS_NAMESERVER
+from .mail_mail import ENFORCE_SEND_AS, SEND_AS_COMPANY_EMAIL
+from .res_users import PERSONAL_SERVERS
+from .smtp_routing_delivery_log import DEFAULT_RETENTION_DAYS, RETENTION_PARAM
+
+OFF = ("0", "False", "false")
+
+
+class ResConfigSettings(models.TransientModel):
+    """A section in Settings: shortcuts, and the system parameters an admin may want to change.
+
+    The parameters are read and written here by hand: a Boolean or Integer ``config_parameter`` field
+    deletes the parameter when switched off or set to 0, which would bring back a default of "on" or 90.
+    """
+
+    _inherit = "res.config.settings"
+
+    smtp_routing_allow_personal_servers = fields.Boolean(string="Users' Own Servers")
+    smtp_routing_enforce_send_as = fields.Boolean(string="Check Send-As Permissions", default=True)
+    smtp_routing_send_as_company_email = fields.Boolean(string="Company Address Without Permission", default=True)
+    smtp_routing_log_retention_days = fields.Integer(string="Keep Delivery History (days)", default=90)
+    smtp_routing_dns_nameserver = fields.Char(string="DNS Server for Checks")
+
+    @api.model
+    def get_values(self):
+        res = super().get_values()
+        get = self.env["ir.config_parameter"].sudo().get_param
+        try:
+            retention = int(get(RETENTION_PARAM, DEFAULT_RETENTION_DAYS))
+        except ValueError:
+            retention = DEFAULT_RETENTION_DAYS
+        res.update(
+            smtp_routing_allow_personal_servers=get(PERSONAL_SERVERS, "0") in ("1", "True", "true"),
+            smtp_routing_enforce_send_as=get(ENFORCE_SEND_AS, "1") not in OFF,
+            smtp_routing_send_as_company_email=get(SEND_AS_COMPANY_EMAIL, "1") not in OFF,
+            smtp_routing_log_retention_days=retention,
+            smtp_routing_dns_nameserver=get(DNS_NAMESERVER, "") or False,
+        )
+        return res
+
+    def set_values(self):
+        super().set_values()
+        set_param = self.env["ir.config_parameter"].sudo().set_param
+        set_param(PERSONAL_SERVERS, "1" if self.smtp_routing_allow_personal_servers else "0")
+        set_param(ENFORCE_SEND_AS, "1" if self.smtp_routing_enforce_send_as else "0")
+        set_param(SEND_AS_COMPANY_EMAIL, "1" if self.smtp_routing_send_as_company_email else "0")
+        set_param(RETENTION_PARAM, str(self.smtp_routing_log_retention_days))
+        set_param(DNS_NAMESERVER, (self.smtp_routing_dns_nameserver or "").strip() or False)
+
+    @api.constrains("smtp_routing_dns_nameserver")
+    def _check_smtp_routing_dns_nameserver(self):
+        for settings in self.filtered("smtp_routing_dns_nameserver"):
+            try:
+                hostport.parse_nameserver(settings.smtp_routing_dns_nameserver.strip())
+            except ValueError as error:
+                raise ValidationError(
+                    self.env._(
+                        "The DNS server for checks must be an IP address, optionally with a port "
+                        "(192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53), not %(value)r.",
+                        value=settings.smtp_routing_dns_nameserver,
+                    )
+                ) from error
+
+    @api.constrains("smtp_routing_log_retention_days")
+    def _check_smtp_routing_log_retention_days(self):
+        if any(settings.smtp_routing_log_retention_days < 0 for settings in self):
+            raise ValidationError(self.env._("Keep the delivery history for 0 days (for ever) or more."))

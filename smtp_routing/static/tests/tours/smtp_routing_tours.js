@@ -1,0 +1,160 @@
+import { registry } from "@web/core/registry";
+import { stepUtils } from "@web_tour/tour_service/tour_utils";
+
+// The SMTP server the test started on 127.0.0.1 ("127.0.0.1:port"), handed over by the Python test
+// through sessionStorage (it survives the page loads of a tour).
+function tourSmtpHost() {
+    return sessionStorage.getItem("smtp_routing_tour_host") || "127.0.0.1:2525";
+}
+
+/**
+ * An admin goes from Settings to the dashboard, creates a server, sends a real test email
+ * and reads the server's delivery history.
+ */
+registry.category("web_tour.tours").add("smtp_routing_admin_tour", {
+    url: "/odoo/settings",
+    steps: () => [
+        {
+            content: "Open the dashboard from the Outgoing Mail Routing section of Settings",
+            trigger: ".o_setting_container .settings button:contains(Outgoing Mail Dashboard)",
+            run: "click",
+        },
+        {
+            content: "Create a server",
+            trigger: ".o_kanban_view .o-kanban-button-new",
+            run: "click",
+        },
+        {
+            trigger: ".o_form_view div[name=name] input",
+            run: "edit Tour Relay",
+        },
+        {
+            content: "Host and port in one field, [host]:port style",
+            trigger: ".o_form_view div[name=smtp_host] input",
+            run: `edit ${tourSmtpHost()} && press Tab`,
+        },
+        {
+            trigger: ".o_notebook a.nav-link:contains(Identity)",
+            run: "click",
+        },
+        {
+            trigger: ".o_form_view div[name=smtp_routing_from_email] input",
+            run: "edit office@practice.example && press Tab",
+        },
+        {
+            trigger: ".o_form_view div[name=smtp_routing_from_name] input",
+            run: "edit Practice Office && press Tab",
+        },
+        {
+            trigger: ".o_notebook a.nav-link:contains(Routing)",
+            run: "click",
+        },
+        {
+            content: "Offer it to users in their preferences",
+            trigger: ".o_form_view div[name=smtp_routing_user_selectable] input",
+            run: "click",
+        },
+        {
+            trigger: ".o_form_button_save:enabled",
+            run: "click",
+        },
+        {
+            content: "Saved: the breadcrumb names the server",
+            trigger: ".o_breadcrumb:contains(Tour Relay)",
+        },
+        {
+            trigger: ".o_form_view .o_form_saved",
+        },
+        {
+            trigger: ".o_notebook a.nav-link:contains(Connection)",
+            run: "click",
+        },
+        {
+            content: "The saved host was split into host and port",
+            trigger: ".o_form_view div[name=smtp_host] input:value(127.0.0.1)",
+        },
+        {
+            content: "A new server is healthy",
+            trigger: ".o_form_view div[name=smtp_routing_badges] .badge:contains(Healthy)",
+        },
+        {
+            trigger: ".o_form_statusbar button[name=action_smtp_routing_test_email]",
+            run: "click",
+        },
+        {
+            trigger: ".modal div[name=email_to] input",
+            run: "edit client@example.com",
+        },
+        {
+            trigger: ".modal footer button[name=action_send]:contains(Send Test Email)",
+            run: "click",
+        },
+        {
+            content: "The server accepted it",
+            trigger: ".modal .alert-success:contains(Delivered)",
+        },
+        {
+            trigger: ".modal footer button:contains(Close)",
+            run: "click",
+        },
+        {
+            trigger: "body:not(:has(.modal))",
+        },
+        {
+            trigger: ".o_notebook a.nav-link:contains(History)",
+            run: "click",
+        },
+        {
+            content: "The history shows the delivered test email",
+            trigger: "div[name=smtp_routing_log_ids] .o_data_row:contains(Test email):contains(Sent)",
+        },
+        {
+            content: "Back to the dashboard: the card counts it",
+            trigger: ".o_breadcrumb a:contains(Outgoing Mail Dashboard)",
+            run: "click",
+        },
+        {
+            trigger: ".o_kanban_record:contains(Tour Relay) .o_smtp_routing_sent_today:contains(1)",
+        },
+    ],
+});
+
+/**
+ * A user picks that server in their preferences and sends themselves a test (From = To = the user).
+ */
+registry.category("web_tour.tours").add("smtp_routing_user_tour", {
+    url: "/odoo",
+    steps: () => [
+        {
+            trigger: ".o_user_menu button",
+            run: "click",
+        },
+        {
+            trigger: "[data-menu=settings]",
+            run: "click",
+        },
+        {
+            trigger: ".modal div[name=smtp_routing_server_id] input",
+            run: "edit Tour",
+        },
+        {
+            trigger: ".o-autocomplete--dropdown-item a:contains(Tour Relay)",
+            run: "click",
+        },
+        {
+            content: "Send a test to my own address",
+            trigger: ".modal button[name=action_smtp_routing_test_own_server]",
+            run: "click",
+        },
+        {
+            trigger: ".o_notification:contains(Test email sent)",
+        },
+        {
+            trigger: ".modal button[name=preference_save]",
+            run: "click",
+        },
+        {
+            trigger: "body:not(:has(.modal))",
+        },
+    ],
+});

@@ -1,0 +1,83 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""The browser tour: an admin creates a server, tests it and reads its history; a user picks it.
+
+Runs in a real headless Chromium through Odoo's ``HttpCase.start_tour`` and skips, saying so,
+when no Chromium is installed (``apt-get install chromium``). The SMTP server is a real one on
+127.0.0.1 and every assertion is made in Python, on what the browser's clicks stored and sent.
+"""
+
+import email
+import logging
+import shutil
+from unittest import skipUnless
+from unittest.mock import patch
+
+from odoo import modules
+from odoo.tests import HttpCase, tagged
+from odoo.tools import config
+
+from odoo.addons.bus.websocket import WebsocketConnectionHandler
+
+from ..testing.smtpd import SmtpServer
+
+_logger = logging.getLogger(__name__)
+CHROMIUM = next(
+    (path for path in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if path), None
+)
+
+
+@tagged("post_install", "-at_install")
+@skipUnless(CHROMIUM, "smtp_routing browser tour: Chromium is not installed (apt-get install chromium)")
+class TestTour(HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # Really deliver (see common.LiveSmtpCase), but keep the websocket off as in any test.
+        cls.startClassPatcher(patch.object(modules.module, "current_test", False))
+        cls.startClassPatcher(
+            patch.object(WebsocketConnectionHandler, "websocket_allowed", classmethod(lambda cls, request: False))
+        )
+        cls.startClassPatcher(patch.dict(config.options, {"smtp_server": "", "smtp_port": 0}))
+        cls.smtpd = SmtpServer().start()
+        cls.addClassCleanup(cls.smtpd.stop)
+        cls.env["ir.mail_server"].search([]).write({"sequence": 1000})
+        cls.user = cls.env["res.users"].create(
+            {
+                "name": "Carmen Consultant",
+                "login": "tour_consultant",
+                "password": "tour_consultant",
+                "email": "carmen@practice.example",
+                "groups_id": [(6, 0, cls.env.ref("base.group_user").ids)],
+            }
+        )
+
+    def start_smtp_tour(self, tour, login):
+        host = f"{self.smtpd.host}:{self.smtpd.port}"
+        code = f"sessionStorage.setItem('smtp_routing_tour_host', {host!r}); odoo.startTour({tour!r}, {{}})"
+        self.start_tour("/odoo", tour, login=login, code=code, timeout=120)
+
+    def received_by(self, address):
+        return [received for received in self.smtpd.messages if address in received.rcpt_tos]
+
+    def test_admin_sets_up_a_server_and_a_user_picks_it(self):
+        self.start_smtp_tour("smtp_routing_admin_tour", login="admin")
+        self.env.invalidate_all()
+        server = self.env["ir.mail_server"].search([("name", "=", "Tour Relay")])
+        self.assertEqual(len(server), 1, "the tour's form saved one server")
+        self.assertEqual((server.smtp_host, server.smtp_port), ("127.0.0.1", self.smtpd.port))
+        self.assertTrue(server.smtp_routing_user_selectable)
+        [test_mail] = self.received_by("client@example.com")
+        message = email.message_from_bytes(test_mail.content)
+        self.assertEqual(message["From"], "Practice Office <office@practice.example>")
+        log = self.env["smtp_routing.delivery.log"].search([("server_id", "=", server.id)])
+        self.assertEqual(log.mapped("outcome"), ["sent"])
+        self.assertEqual(log.source, "test")
+
+        self.start_smtp_tour("smtp_routing_user_tour", login="tour_consultant")
+        self.env.invalidate_all()
+        self.assertEqual(self.user.smtp_routing_server_id, server)
+        [own_test] = self.received_by("carmen@practice.example")
+        self.assertIn("carmen@practice.example", email.message_from_bytes(own_test.content)["From"])
+        self.assertEqual(own_test.mail_from, "carmen@practice.example")
+        # The test runner's "browser tour" summary line looks for this.
+        _logger.info("smtp_routing browser tour passed in %s", CHROMIUM)
