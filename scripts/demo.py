@@ -82,6 +82,35 @@ history = {{}}
 for server, outcome, count in env["smtp_routing.delivery.log"]._read_group(
         [], ["server_id", "outcome"], ["__count"]):
     history.setdefault(server.name, {{}})[outcome] = count
+# What an office would set up next (it changes nothing above: no mail in the batch is Spanish or bulk).
+practice, newsletter, catchall = Server.search([("active", "=", True)], order="sequence")
+practice.write({{"smtp_routing_user_selectable": True, "smtp_routing_daily_max": 200, "smtp_routing_hourly_max": 50}})
+spanish = env["res.lang"]._activate_lang("es_ES")
+env["ir.module.module"]._load_module_terms(["smtp_routing"], ["es_ES"], overwrite=True)
+bulk = env["smtp_routing.purpose"].search([("code", "=", "bulk")])
+def lines(*servers):
+    return [(0, 0, {{"server_id": server.id, "sequence": index}}) for index, server in enumerate(servers)]
+env["smtp_routing.route"].create([
+    {{"name": "Spanish clients", "sequence": 5, "lang_ids": [(6, 0, spanish.ids)],
+      "line_ids": lines(practice, catchall)}},
+    {{"name": "Mailshots", "sequence": 10, "purpose_ids": [(6, 0, bulk.ids)], "allow_in_composer": True,
+      "line_ids": lines(newsletter, catchall)}},
+])
+admin = env.ref("base.user_admin")
+admin.write({{"email": "admin@practice.example"}})
+env["smtp_routing.send_as"].create({{"address": "support@practice.example", "user_ids": [(6, 0, admin.ids)],
+                                    "note": "Shared support mailbox"}})
+env["res.users"].create({{"name": "Ana Consultant", "login": "ana", "password": "ana", "email": "ana@practice.example",
+                         "lang": "es_ES", "tz": "Europe/Madrid", "smtp_routing_server_id": practice.id}})
+env["ir.config_parameter"].set_param("smtp_routing.dns_nameserver", "127.0.0.1:%d" % {dns_port})
+env.cr.commit()
+Server.search([("active", "=", True)]).action_smtp_routing_check_dns()
+refused = Mail.create({{"email_from": "Partner Portal <portal@partner.example>", "email_to": "nobody@clients.example",
+                       "subject": "Your portal invitation", "body_html": "<p>Welcome</p>"}})
+env.cr.commit()
+Mail.process_email_queue(ids=refused.ids)
+env.cr.commit()
+print("DEMO-REFUSED " + json.dumps(refused.state))
 env.cr.execute("SELECT count(*) FROM ir_mail_server WHERE smtp_pass IS NOT NULL")
 plaintext_columns = env.cr.fetchone()[0]
 print("DEMO-HISTORY " + json.dumps(history))
@@ -118,13 +147,26 @@ def odoo_cmd(python, odoo_path, config, *args, subcommand=None):
 
 
 def run_demo(args, odoo_path):
+    from smtp_routing.testing.dnsd import DnsServer
     from smtp_routing.testing.smtpd import SmtpServer
 
     python = Path(sys.executable)
+    # The practice's DNS as the deliverability checks see it: practice.example is in order but for a
+    # DMARC policy that only monitors; news.practice.example has no SPF record.
+    dns = DnsServer(
+        {
+            ("practice.example", "TXT"): ["v=spf1 ip4:127.0.0.1 -all"],
+            ("_dmarc.practice.example", "TXT"): ["v=DMARC1; p=none; rua=mailto:dmarc@practice.example"],
+            ("practice.example", "MX"): ["10 mx.practice.example."],
+            ("news.practice.example", "MX"): ["10 mx.practice.example."],
+        }
+    ).start()
     sinks = [
         SmtpServer(credentials=dict([login]) if login else None, auth_required=bool(login)).start()
         for *_rest, login in DEMO_SERVERS
     ]
+    # One address the catch-all's mailbox provider does not know: a refusal for the history to show.
+    sinks[2].add_fault("RCPT", reply="550 5.1.1 <nobody@clients.example>: Recipient address rejected", match="nobody@")
     try:
         with devenv.PgCluster() as cluster, tempfile.TemporaryDirectory(prefix="smtp-routing-demo-") as workdir:
             config = devenv.write_odoo_config(
@@ -144,7 +186,7 @@ def run_demo(args, odoo_path):
                 for (name, from_filter, sequence, login), sink in zip(DEMO_SERVERS, sinks, strict=True)
             ]
             script = CONFIGURE_AND_SEND.format(
-                servers=json.dumps(servers), senders=json.dumps(DEMO_SENDERS), mails=args.mails
+                servers=json.dumps(servers), senders=json.dumps(DEMO_SENDERS), mails=args.mails, dns_port=dns.port
             )
             devenv.log(f"configuring {len(servers)} servers and sending a batch of {args.mails} mails...")
             result = subprocess.run(
@@ -176,6 +218,10 @@ def run_demo(args, odoo_path):
                 print(f"{name:<50} " + ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())))
             print(f"SMTP passwords stored in plaintext: {reported.get('DEMO-PLAINTEXT')} (encrypted at rest)")
             print("The newsletter relay allows 5 per hour: its other newsletters went through the catch-all relay.")
+            print(
+                f"A mail to nobody@clients.example was refused by its server (arranged): {reported.get('DEMO-REFUSED')}"
+            )
+            print("Also set up: routes (Spanish clients, Mailshots), a Send-As grant, user ana/ana, DNS checks.")
             if delivered != expected:
                 raise SystemExit("demo: some mails were not delivered")
             if args.no_serve:
@@ -194,6 +240,7 @@ def run_demo(args, odoo_path):
     finally:
         for sink in sinks:
             sink.stop()
+        dns.stop()
 
 
 def main():

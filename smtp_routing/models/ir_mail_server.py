@@ -512,6 +512,16 @@ class IrMailServer(models.Model):
             count_recipients=self.smtp_routing_count_recipients,
         )
 
+    def _smtp_routing_limit_names(self):
+        """The limits as named in "reached its ... limit" (translated)."""
+        return {
+            "throttle": self.env._("throttle"),
+            "flood": self.env._("anti-flood"),
+            "hourly": self.env._("hourly"),
+            "daily": self.env._("daily"),
+            "batch": self.env._("batch"),
+        }
+
     def _compute_smtp_routing_queue_status(self):
         now = fields.Datetime.now()
         rows = self.env["smtp_routing.server.state"].sudo()._smtp_routing_read(self)

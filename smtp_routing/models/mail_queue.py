@@ -362,7 +362,9 @@ class QueueRun:
                 (
                     reservation.next_slot,
                     self.env._(
-                        "%(server)s reached its %(limit)s limit", server=server.name, limit=reservation.blocked_by
+                        "%(server)s reached its %(limit)s limit",
+                        server=server.name,
+                        limit=server._smtp_routing_limit_names().get(reservation.blocked_by, reservation.blocked_by),
                     ),
                 )
             )

@@ -21,9 +21,7 @@ from odoo.addons.bus.websocket import WebsocketConnectionHandler
 from ..testing.smtpd import SmtpServer
 
 _logger = logging.getLogger(__name__)
-CHROMIUM = next(
-    (path for path in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if path), None
-)
+CHROMIUM = next((path for path in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if path), None)
 
 
 @tagged("post_install", "-at_install")
