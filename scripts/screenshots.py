@@ -200,9 +200,9 @@ def main():
     chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     if chromium is None:
         sys.exit("make screenshots: Chromium is not installed (apt-get install chromium)")
-    python = devenv.ensure_odoo_venv(odoo_path)
-    if Path(sys.executable).resolve().parent != Path(python).resolve().parent:
-        os.execv(str(python), [str(python), __file__, *sys.argv[1:]])
+    if "--in-venv" not in sys.argv:
+        python = devenv.ensure_odoo_venv(odoo_path)
+        os.execv(str(python), [str(python), __file__, "--in-venv", *sys.argv[1:]])
     OUT.mkdir(parents=True, exist_ok=True)
     port = devenv.free_port()
     demo = subprocess.Popen(
