@@ -197,7 +197,10 @@ def main():
     odoo_path, reason = devenv.find_odoo()
     if odoo_path is None:
         sys.exit(f"make screenshots: {reason}")
-    chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    sys.path.insert(0, str(devenv.ROOT))
+    from smtp_routing.testing.browser import find_chromium
+
+    chromium = find_chromium()
     if chromium is None:
         sys.exit("make screenshots: Chromium is not installed (apt-get install chromium)")
     if "--in-venv" not in sys.argv:

@@ -411,15 +411,18 @@ class IrMailServer(models.Model):
             )
         return self.env._("The stored password of %(server)s is not in the expected encrypted form.", server=name)
 
-    def _compute_smtp_routing_history(self):
-        since = fields.Datetime.now() - timedelta(hours=24)
-        Log = self.env["smtp_routing.delivery.log"].sudo()
-        counts = {
+    def _smtp_routing_outcome_counts(self, since):
+        """{(server id, outcome): attempts since ``since``} for these servers, from the delivery history."""
+        return {
             (server.id, outcome): count
-            for server, outcome, count in Log._read_group(
-                [("server_id", "in", self.ids), ("date", ">=", since)], ["server_id", "outcome"], ["__count"]
-            )
+            for server, outcome, count in self.env["smtp_routing.delivery.log"]
+            .sudo()
+            ._read_group([("server_id", "in", self.ids), ("date", ">=", since)], ["server_id", "outcome"], ["__count"])
         }
+
+    def _compute_smtp_routing_history(self):
+        counts = self._smtp_routing_outcome_counts(fields.Datetime.now() - timedelta(hours=24))
+        Log = self.env["smtp_routing.delivery.log"].sudo()
         for server in self:
             server.smtp_routing_sent_24h = counts.get((server.id, "sent"), 0)
             server.smtp_routing_failed_24h = counts.get((server.id, "failed"), 0)
@@ -440,16 +443,7 @@ class IrMailServer(models.Model):
         return midnight.astimezone(pytz.utc).replace(tzinfo=None)
 
     def _compute_smtp_routing_today(self):
-        counts = {
-            (server.id, outcome): count
-            for server, outcome, count in self.env["smtp_routing.delivery.log"]
-            .sudo()
-            ._read_group(
-                [("server_id", "in", self.ids), ("date", ">=", self._smtp_routing_today_start())],
-                ["server_id", "outcome"],
-                ["__count"],
-            )
-        }
+        counts = self._smtp_routing_outcome_counts(self._smtp_routing_today_start())
         for server in self:
             server.smtp_routing_sent_today = counts.get((server.id, "sent"), 0)
             server.smtp_routing_failed_today = counts.get((server.id, "failed"), 0)
@@ -544,16 +538,15 @@ class IrMailServer(models.Model):
         for server in self:
             row = rows.get(server.id) or {}
             limits = server._smtp_routing_limits()
-            state = state_from_row(row)
+            state = limits_tool.refresh(limits, state_from_row(row), now)  # the windows as they stand now
             left = limits_tool.remaining(limits, state, now)
             cooldown = row.get("cooldown_until")
             cooldown = cooldown if cooldown and cooldown > now else False
             exhausted = [resets for value, resets in left.values() if value <= 0 and resets]
             server.smtp_routing_cooldown_until = cooldown
-            used = limits_tool.refresh(limits, state, now)
-            server.smtp_routing_throttle_used = used.throttle_count
-            server.smtp_routing_hourly_used = used.hour_count
-            server.smtp_routing_daily_used = used.day_count
+            server.smtp_routing_throttle_used = state.throttle_count
+            server.smtp_routing_hourly_used = state.hour_count
+            server.smtp_routing_daily_used = state.day_count
             server.smtp_routing_health = "cooling" if cooldown else ("limited" if exhausted else "healthy")
             server.smtp_routing_quota = "\n".join(
                 self.env._("%(limit)s: %(left)s left", limit=labels[name], left=max(value, 0))

@@ -3,6 +3,7 @@ from odoo import api, fields, models
 from odoo.tools import email_normalize
 
 from ..tools import routing
+from . import params
 from .ir_mail_server import MAIL_ID_HEADER
 from .mail_queue import QueueRun
 
@@ -90,8 +91,7 @@ class MailMail(models.Model):
     @api.model
     def _smtp_routing_send_as_problem(self, user, email_from, alias_domain=False, server=None):
         """None when ``user`` may send as ``email_from``, else the message that says what to do."""
-        ICP = self.env["ir.config_parameter"].sudo()
-        if ICP.get_param(ENFORCE_SEND_AS, "1") in ("0", "False", "false"):
+        if not params.flag(self.env, ENFORCE_SEND_AS, default=True):
             return None
         address = email_normalize(email_from or "")
         if not address or not user or user.share:
@@ -101,7 +101,7 @@ class MailMail(models.Model):
         if alias_domain:
             allowed.add(email_normalize(alias_domain.default_from_email or ""))
         allowed.add(email_normalize(IrMailServer._get_default_from_address() or ""))
-        if ICP.get_param(SEND_AS_COMPANY_EMAIL, "1") not in ("0", "False", "false"):
+        if params.flag(self.env, SEND_AS_COMPANY_EMAIL, default=True):
             allowed.update(email_normalize(company.email or "") for company in user.company_ids)
         if address in allowed:
             return None

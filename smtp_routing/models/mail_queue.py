@@ -34,6 +34,7 @@ from ..tools import limits as limits_tool
 from ..tools import routing
 from ..tools.addresses import split_addresses
 from ..tools.smtp_errors import classify
+from . import params
 
 _logger = logging.getLogger(__name__)
 
@@ -144,11 +145,7 @@ class QueueRun:
         return self.Mail.browse(claimed)
 
     def _lease_seconds(self):
-        value = self.env["ir.config_parameter"].sudo().get_param("smtp_routing.lease_seconds", LEASE_SECONDS)
-        try:
-            return max(int(value), 1)
-        except (TypeError, ValueError):
-            return LEASE_SECONDS
+        return max(params.integer(self.env, "smtp_routing.lease_seconds", LEASE_SECONDS), 1)
 
     # -- planning -------------------------------------------------------------------------------------
     def _all_servers(self):

@@ -3,12 +3,11 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..tools import hostport
+from . import params
 from .ir_mail_server import DNS_NAMESERVER
 from .mail_mail import ENFORCE_SEND_AS, SEND_AS_COMPANY_EMAIL
 from .res_users import PERSONAL_SERVERS
 from .smtp_routing_delivery_log import DEFAULT_RETENTION_DAYS, RETENTION_PARAM
-
-OFF = ("0", "False", "false")
 
 
 class ResConfigSettings(models.TransientModel):
@@ -29,17 +28,12 @@ class ResConfigSettings(models.TransientModel):
     @api.model
     def get_values(self):
         res = super().get_values()
-        get = self.env["ir.config_parameter"].sudo().get_param
-        try:
-            retention = int(get(RETENTION_PARAM, DEFAULT_RETENTION_DAYS))
-        except ValueError:
-            retention = DEFAULT_RETENTION_DAYS
         res.update(
-            smtp_routing_allow_personal_servers=get(PERSONAL_SERVERS, "0") in ("1", "True", "true"),
-            smtp_routing_enforce_send_as=get(ENFORCE_SEND_AS, "1") not in OFF,
-            smtp_routing_send_as_company_email=get(SEND_AS_COMPANY_EMAIL, "1") not in OFF,
-            smtp_routing_log_retention_days=retention,
-            smtp_routing_dns_nameserver=get(DNS_NAMESERVER, "") or False,
+            smtp_routing_allow_personal_servers=params.flag(self.env, PERSONAL_SERVERS, default=False),
+            smtp_routing_enforce_send_as=params.flag(self.env, ENFORCE_SEND_AS, default=True),
+            smtp_routing_send_as_company_email=params.flag(self.env, SEND_AS_COMPANY_EMAIL, default=True),
+            smtp_routing_log_retention_days=params.integer(self.env, RETENTION_PARAM, DEFAULT_RETENTION_DAYS),
+            smtp_routing_dns_nameserver=self.env["ir.config_parameter"].sudo().get_param(DNS_NAMESERVER) or False,
         )
         return res
 

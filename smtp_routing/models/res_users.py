@@ -2,6 +2,8 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+from . import params
+
 PERSONAL_SERVERS = "smtp_routing.allow_personal_servers"
 
 
@@ -19,7 +21,7 @@ class ResUsers(models.Model):
     smtp_routing_personal_allowed = fields.Boolean(compute="_compute_smtp_routing_personal_allowed")
 
     def _compute_smtp_routing_personal_allowed(self):
-        allowed = self.env["ir.config_parameter"].sudo().get_param(PERSONAL_SERVERS, "0") in ("1", "True", "true")
+        allowed = params.flag(self.env, PERSONAL_SERVERS, default=False)
         for user in self:
             user.smtp_routing_personal_allowed = allowed and not user.share
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 
 from ..tools.smtp_errors import CATEGORIES, classify
+from . import params
 
 CATEGORY_SELECTION = [
     ("auth", "Authentication failed"),
@@ -154,11 +155,7 @@ class SmtpRoutingDeliveryLog(models.Model):
     @api.autovacuum
     def _gc_delivery_log(self):
         """Remove attempts older than ``smtp_routing.log_retention_days`` (90; 0 or less keeps all)."""
-        value = self.env["ir.config_parameter"].sudo().get_param(RETENTION_PARAM, DEFAULT_RETENTION_DAYS)
-        try:
-            days = int(value)
-        except (TypeError, ValueError):
-            days = DEFAULT_RETENTION_DAYS
+        days = params.integer(self.env, RETENTION_PARAM, DEFAULT_RETENTION_DAYS)
         if days <= 0:
             return 0
         cutoff = fields.Datetime.now() - timedelta(days=days)

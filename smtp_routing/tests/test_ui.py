@@ -8,7 +8,6 @@ when no Chromium is installed (``apt-get install chromium``). The SMTP server is
 
 import email
 import logging
-import shutil
 from unittest import skipUnless
 from unittest.mock import patch
 
@@ -18,10 +17,11 @@ from odoo.tools import config
 
 from odoo.addons.bus.websocket import WebsocketConnectionHandler
 
+from ..testing.browser import find_chromium
 from ..testing.smtpd import SmtpServer
 
 _logger = logging.getLogger(__name__)
-CHROMIUM = next((path for path in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if path), None)
+CHROMIUM = find_chromium()
 
 
 @tagged("post_install", "-at_install")

@@ -2,6 +2,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+from ..models import params
 from ..models.res_users import PERSONAL_SERVERS
 
 
@@ -40,7 +41,7 @@ class SmtpRoutingPersonalServer(models.TransientModel):
     def action_save(self):
         self.ensure_one()
         user = self.env.user
-        if self.env["ir.config_parameter"].sudo().get_param(PERSONAL_SERVERS, "0") not in ("1", "True", "true"):
+        if not params.flag(self.env, PERSONAL_SERVERS, default=False):
             raise UserError(self.env._("Your administrator does not allow personal outgoing servers."))
         if user.share or not user.email:
             raise UserError(self.env._("Add your email address in your preferences first."))
