@@ -78,10 +78,6 @@ env.cr.commit()
 states = {{}}
 for mail in created:
     states[mail.state] = states.get(mail.state, 0) + 1
-history = {{}}
-for server, outcome, count in env["smtp_routing.delivery.log"]._read_group(
-        [], ["server_id", "outcome"], ["__count"]):
-    history.setdefault(server.name, {{}})[outcome] = count
 # What an office would set up next (it changes nothing above: no mail in the batch is Spanish or bulk).
 practice, newsletter, catchall = Server.search([("active", "=", True)], order="sequence")
 practice.write({{"smtp_routing_user_selectable": True, "smtp_routing_daily_max": 200, "smtp_routing_hourly_max": 50}})
@@ -112,6 +108,10 @@ env.cr.commit()
 Mail.process_email_queue(ids=refused.ids)
 env.cr.commit()
 print("DEMO-REFUSED " + json.dumps(refused.state))
+history = {{}}
+for server, outcome, count in env["smtp_routing.delivery.log"]._read_group(
+        [], ["server_id", "outcome"], ["__count"]):
+    history.setdefault(server.name, {{}})[outcome] = count
 env.cr.execute("SELECT count(*) FROM ir_mail_server WHERE smtp_pass IS NOT NULL")
 plaintext_columns = env.cr.fetchone()[0]
 print("DEMO-HISTORY " + json.dumps(history))
