@@ -104,19 +104,27 @@ def ensure_odoo_venv(odoo_path):
 
 
 # -- Odoo ---------------------------------------------------------------------
+SHARED_ODOO = ROOT.parent / "shared" / "odoo-18.0"  # where CI (and this project's machines) keep Odoo 18.0
+
+
 def find_odoo():
-    """(path, None) for an Odoo 18 tree named by ODOO_PATH, else (None, reason)."""
+    """(path, None) for the Odoo 18 tree to use, else (None, reason).
+
+    ``ODOO_PATH`` when set; otherwise ``../shared/odoo-18.0`` beside the checkout when it exists.
+    """
     value = os.environ.get("ODOO_PATH", "").strip()
     if not value:
-        return None, "no Odoo 18 found: set ODOO_PATH to an Odoo 18.0 source tree"
+        if not SHARED_ODOO.exists():
+            return None, f"no Odoo 18 found: set ODOO_PATH to an Odoo 18.0 source tree (none at {SHARED_ODOO})"
+        value = str(SHARED_ODOO)
     path = Path(value).expanduser().resolve()
     release = path / "odoo" / "release.py"
     if not (path / "odoo-bin").exists() or not release.exists():
-        return None, f"ODOO_PATH={value} is not an Odoo source tree (no odoo-bin / odoo/release.py)"
+        return None, f"{value} is not an Odoo source tree (no odoo-bin / odoo/release.py)"
     match = re.search(r"^version_info\s*=\s*\((\d+),\s*(\d+)", release.read_text(), re.M)
     if not match or match.groups() != ("18", "0"):
         found = ".".join(match.groups()) if match else "unknown"
-        return None, f"ODOO_PATH={value} is Odoo {found}, not 18.0"
+        return None, f"{value} is Odoo {found}, not 18.0"
     return path, None
 
 

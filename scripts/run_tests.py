@@ -5,7 +5,9 @@ Prints one summary line per suite and exits non-zero on any failure. A suite tha
 did not run says SKIPPED, never "passed".
 
 Environment:
-  ODOO_PATH            an Odoo 18.0 source tree; without it the Odoo suite is skipped
+  ODOO_PATH            an Odoo 18.0 source tree (default: ../shared/odoo-18.0 beside the checkout, when it
+                       exists); without one the Odoo suites are skipped
+  SMTP_ROUTING_REQUIRE_ODOO=1  a missing Odoo fails the run instead of skipping (set by .ci/run only)
   SMTP_ROUTING_ODOO_TAGS   --test-tags for the Odoo suite (default: /smtp_routing)
   PYTEST_ADDOPTS       extra pytest options for the framework-free suite
 """
@@ -48,6 +50,7 @@ SKIP_RE = re.compile(r"\.tests\.[\w.]+: skipped ")
 TOUR_SKIP_RE = re.compile(r"test_ui: skipped \S+ : (.+)")
 TOUR_PASSED = "smtp_routing browser tour passed in "
 TEST_MODULES = ("smtp_routing", "base", "mail", "test_mail")
+ODOO_SUITES = ("odoo", "browser tour", "odoo-core", "odoo-lifecycle", "odoo-queue")
 
 
 def run_lint(python):
@@ -168,6 +171,15 @@ def run_odoo_suite(odoo_path):
     return lines
 
 
+def odoo_unavailable(reason, required):
+    """The Odoo suites' lines when no Odoo 18 tree was found: SKIPPED, or FAILED where Odoo is required (CI)."""
+    if required:
+        first = (f"odoo: FAILED (the Odoo suite could not run: {reason}; SMTP_ROUTING_REQUIRE_ODOO=1)", False)
+    else:
+        first = (f"odoo: SKIPPED ({reason})", True)
+    return [first] + [(f"{suite}: SKIPPED (needs the Odoo suite)", True) for suite in ODOO_SUITES[1:]]
+
+
 def main():
     python = devenv.ensure_test_venv()
     lines, all_ok = [], True
@@ -177,15 +189,12 @@ def main():
         all_ok &= ok
     odoo_path, reason = devenv.find_odoo()
     if odoo_path is None:
-        lines.append(f"odoo: SKIPPED ({reason})")
-        lines.append("browser tour: SKIPPED (needs the Odoo suite)")
-        lines.append("odoo-core: SKIPPED (needs the Odoo suite)")
-        lines.append("odoo-lifecycle: SKIPPED (needs the Odoo suite)")
-        lines.append("odoo-queue: SKIPPED (needs the Odoo suite)")
+        odoo_lines = odoo_unavailable(reason, required=os.environ.get("SMTP_ROUTING_REQUIRE_ODOO") == "1")
     else:
-        for line, ok in run_odoo_suite(odoo_path):
-            lines.append(line)
-            all_ok &= ok
+        odoo_lines = run_odoo_suite(odoo_path)
+    for line, ok in odoo_lines:
+        lines.append(line)
+        all_ok &= ok
     print("\n== smtp_routing test summary ==")
     for line in lines:
         print(line)

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ADDON = ROOT / "smtp_routing"
 sys.path.insert(0, str(ROOT / "scripts"))
 import devenv  # noqa: E402
+import run_tests  # noqa: E402
 
 
 def _manifest():
@@ -80,15 +81,46 @@ def test_find_odoo_rejects_what_is_not_odoo_18(tmp_path, monkeypatch, files, rea
     assert reason_part in reason
 
 
+def _fake_odoo_18(folder):
+    (folder / "odoo").mkdir(parents=True)
+    (folder / "odoo-bin").write_text("")
+    (folder / "odoo" / "release.py").write_text("version_info = (18, 0, 0, FINAL, 0, '')\n")
+    return folder
+
+
 def test_find_odoo_accepts_odoo_18(tmp_path, monkeypatch):
-    (tmp_path / "odoo").mkdir()
-    (tmp_path / "odoo-bin").write_text("")
-    (tmp_path / "odoo" / "release.py").write_text("version_info = (18, 0, 0, FINAL, 0, '')\n")
+    _fake_odoo_18(tmp_path)
     monkeypatch.setenv("ODOO_PATH", str(tmp_path))
     assert devenv.find_odoo() == (tmp_path.resolve(), None)
 
 
-def test_find_odoo_without_odoo_path_says_what_to_set(monkeypatch):
+def test_find_odoo_without_odoo_path_takes_the_shared_tree(tmp_path, monkeypatch):
+    shared = _fake_odoo_18(tmp_path / "shared" / "odoo-18.0")
     monkeypatch.delenv("ODOO_PATH", raising=False)
+    monkeypatch.setattr(devenv, "SHARED_ODOO", shared)
+    assert devenv.find_odoo() == (shared.resolve(), None)
+
+
+def test_odoo_path_wins_over_the_shared_tree(tmp_path, monkeypatch):
+    shared = _fake_odoo_18(tmp_path / "shared" / "odoo-18.0")
+    mine = _fake_odoo_18(tmp_path / "mine")
+    monkeypatch.setenv("ODOO_PATH", str(mine))
+    monkeypatch.setattr(devenv, "SHARED_ODOO", shared)
+    assert devenv.find_odoo() == (mine.resolve(), None)
+
+
+def test_find_odoo_without_any_odoo_says_what_to_set(tmp_path, monkeypatch):
+    monkeypatch.delenv("ODOO_PATH", raising=False)
+    monkeypatch.setattr(devenv, "SHARED_ODOO", tmp_path / "shared" / "odoo-18.0")
     path, reason = devenv.find_odoo()
     assert path is None and "set ODOO_PATH" in reason
+
+
+def test_a_missing_odoo_skips_for_a_user_and_fails_when_required():
+    lines = run_tests.odoo_unavailable("no Odoo 18 found", required=False)
+    assert all(ok for _line, ok in lines)
+    assert [line.split(":")[0] for line, _ok in lines] == list(run_tests.ODOO_SUITES)
+    assert all("SKIPPED" in line and "passed" not in line for line, _ok in lines)
+    lines = run_tests.odoo_unavailable("no Odoo 18 found", required=True)
+    assert not lines[0][1] and "FAILED" in lines[0][0] and "could not run" in lines[0][0]
+    assert "SMTP_ROUTING_REQUIRE_ODOO" in lines[0][0]
