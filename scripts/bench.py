@@ -111,7 +111,7 @@ def main():
     if odoo_path is None:
         sys.stderr.write(
             f"make bench compares stock Odoo 18 with smtp_routing and needs Odoo 18: {reason}.\n"
-            "See README (Running the Odoo suite) for ODOO_PATH.\n"
+            "Set ODOO_PATH, or put an Odoo 18.0 tree at ../shared/odoo-18.0 (README: Where Odoo comes from).\n"
         )
         return 2
     if not args.in_venv:

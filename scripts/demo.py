@@ -122,7 +122,8 @@ print("DEMO-RESULT " + json.dumps(states))
 NO_ODOO = """\
 make demo needs an Odoo 18.0 source tree, and none was found ({reason}).
 
-Install it like this (any folder outside this repository will do):
+It takes ODOO_PATH, or else ../shared/odoo-18.0 beside this checkout. Install one like this
+(any folder outside this repository will do):
 
     git clone --depth 1 --branch 18.0 https://github.com/odoo/odoo.git ~/odoo18
     export ODOO_PATH=~/odoo18
