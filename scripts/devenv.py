@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +83,7 @@ def odoo_requirements(odoo_path):
 def ensure_odoo_venv(odoo_path):
     """A venv able to run the Odoo tree at ``odoo_path`` with smtp_routing."""
     requirements = odoo_requirements(odoo_path)
-    ours = [ROOT / "requirements.txt", ROOT / "requirements-test.txt"]
+    ours = [ROOT / "requirements.txt", ROOT / "requirements-test.txt", ROOT / "requirements-odoo-test.txt"]
     stamp = _stamp([sys.version, str(odoo_path), requirements] + [f.read_bytes() for f in ours])
 
     def install(pip):
@@ -94,13 +95,33 @@ def ensure_odoo_venv(odoo_path):
             handle.write(requirements)
         try:
             subprocess.run(
-                pip + ["--no-build-isolation", "-r", handle.name, "-r", str(ours[0]), "-r", str(ours[1])],
+                pip + ["--no-build-isolation", "-r", handle.name, *(arg for f in ours for arg in ("-r", str(f)))],
                 check=True,
             )
         finally:
             os.unlink(handle.name)
 
     return _ensure_venv(ODOO_VENV, stamp, install)
+
+
+# -- test reports ---------------------------------------------------------------
+def junit_summary(label, report, returncode):
+    """(line, ok) for a pytest run from its junit xml: "label: N passed, N failed[, N skipped]".
+
+    Errors count as failed; a run without a report or without a single test is a failure.
+    """
+    if not Path(report).exists():
+        return f"{label}: FAILED (pytest exited {returncode} without a report)", False
+    suite = ET.parse(report).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    keys = ("tests", "failures", "errors", "skipped")
+    total, failures, errors, skipped = (int(suite.get(key, 0)) for key in keys)
+    if total == 0:
+        return f"{label}: FAILED (no test ran)", False
+    passed = total - failures - errors - skipped
+    failed = failures + errors
+    line = f"{label}: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
+    return line, returncode == 0 and failed == 0
 
 
 # -- Odoo ---------------------------------------------------------------------

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,22 +61,6 @@ def pytest_command(python, config, report, extra_args=()):
     ]
 
 
-def summarize(report, returncode):
-    """(line, ok) from pytest's junit xml, counted as run_tests.run_framework_free does."""
-    if not Path(report).exists():
-        return f"{LABEL}: FAILED (pytest exited {returncode} without a report)", False
-    suite = ET.parse(report).getroot()
-    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-    keys = ("tests", "failures", "errors", "skipped")
-    total, failures, errors, skipped = (int(suite.get(key, 0)) for key in keys)
-    if total == 0:
-        return f"{LABEL}: FAILED (no test ran)", False
-    passed = total - failures - errors - skipped
-    failed = failures + errors
-    line = f"{LABEL}: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
-    return line, returncode == 0 and failed == 0
-
-
 def _install(python, odoo_path, config, workdir):
     """smtp_routing into a fresh database, as an admin would: odoo-bin -i, no tests."""
     argv = [str(python), str(odoo_path / "odoo-bin"), "-c", str(config), "-d", DB, "-i", "smtp_routing"]
@@ -110,7 +93,7 @@ def run(odoo_path, extra_args=()):
         devenv.log(f"{LABEL}: {' '.join(command[1:])}")
         result = subprocess.run(command, cwd=devenv.ROOT, env=env)
         devenv.log(f"{LABEL}: install {installed - started:.0f}s, pytest {time.monotonic() - installed:.0f}s")
-        return summarize(report, result.returncode)
+        return devenv.junit_summary(LABEL, report, result.returncode)
 
 
 def main(argv=None):

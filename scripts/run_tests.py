@@ -17,12 +17,12 @@ import re
 import subprocess
 import sys
 import tempfile
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import devenv  # noqa: E402
 import lifecycle_check  # noqa: E402
+import pytest_odoo  # noqa: E402
 import queue_checks  # noqa: E402
 
 # Odoo's own tests of what smtp_routing hooks into, run with smtp_routing installed
@@ -50,7 +50,7 @@ SKIP_RE = re.compile(r"\.tests\.[\w.]+: skipped ")
 TOUR_SKIP_RE = re.compile(r"test_ui: skipped \S+ : (.+)")
 TOUR_PASSED = "smtp_routing browser tour passed in "
 TEST_MODULES = ("smtp_routing", "base", "mail", "test_mail")
-ODOO_SUITES = ("odoo", "browser tour", "odoo-core", "odoo-lifecycle", "odoo-queue")
+ODOO_SUITES = ("odoo", "browser tour", "odoo-core", "odoo-lifecycle", "odoo-queue", "pytest-odoo")
 
 
 def run_lint(python):
@@ -65,19 +65,7 @@ def run_framework_free(python):
             [str(python), "-m", "pytest", "tests", f"--junitxml={report}", "-p", "no:cacheprovider"],
             cwd=devenv.ROOT,
         )
-        if not report.exists():
-            return f"framework-free: FAILED (pytest exited {result.returncode} without a report)", False
-        suite = ET.parse(report).getroot()
-        suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-        keys = ("tests", "failures", "errors", "skipped")
-        total, failures, errors, skipped = (int(suite.get(key, 0)) for key in keys)
-    passed = total - failures - errors - skipped
-    failed = failures + errors
-    ok = result.returncode == 0 and failed == 0 and total > 0
-    line = f"framework-free: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
-    if total == 0:
-        line = "framework-free: FAILED (no test ran)"
-    return line, ok
+        return devenv.junit_summary("framework-free", report, result.returncode)
 
 
 def _run_odoo(python, odoo_path, config, workdir, label, args):
@@ -152,22 +140,26 @@ def run_odoo_suite(odoo_path):
         install = ["-i", "smtp_routing", "--test-tags", tags]
         output, returncode = _run_odoo(python, odoo_path, config, workdir, "odoo", install)
         lines = [_summarize("odoo", output, returncode), _summarize_tour(output, tags)]
+        skip = None
         if os.environ.get("SMTP_ROUTING_ODOO_TAGS"):
-            lines.append(("odoo-core: SKIPPED (SMTP_ROUTING_ODOO_TAGS selects other tests)", True))
+            skip = ("SMTP_ROUTING_ODOO_TAGS selects other tests", True)
         elif not lines[0][1]:
-            lines.append(("odoo-core: SKIPPED (the smtp_routing suite failed first)", False))
-        else:
-            devenv.log(f"Odoo's own mail server tests, smtp_routing installed: {CORE_TAGS}")
-            update = ["-i", "test_mail", "-u", "base", "--test-tags", CORE_TAGS]
-            lines.append(_summarize("odoo-core", *_run_odoo(python, odoo_path, config, workdir, "core", update)))
-            devenv.log("install/uninstall round trip of SMTP passwords on a stock database")
-            passed, failed, output = lifecycle_check.run(python, odoo_path, config, workdir)
-            print(output)
-            lines.append((f"odoo-lifecycle: {passed} passed, {failed} failed", failed == 0 and passed > 0))
-            devenv.log("queue under 4 concurrent workers, and a worker killed mid-batch (real commits)")
-            passed, failed, output = queue_checks.run(python, odoo_path, config, workdir)
-            print(output)
-            lines.append((f"odoo-queue: {passed} passed, {failed} failed", failed == 0 and passed > 0))
+            skip = ("the smtp_routing suite failed first", False)
+        if skip:
+            return lines + [(f"{suite}: SKIPPED ({skip[0]})", skip[1]) for suite in ODOO_SUITES[2:]]
+        devenv.log(f"Odoo's own mail server tests, smtp_routing installed: {CORE_TAGS}")
+        update = ["-i", "test_mail", "-u", "base", "--test-tags", CORE_TAGS]
+        lines.append(_summarize("odoo-core", *_run_odoo(python, odoo_path, config, workdir, "core", update)))
+        devenv.log("install/uninstall round trip of SMTP passwords on a stock database")
+        passed, failed, output = lifecycle_check.run(python, odoo_path, config, workdir)
+        print(output)
+        lines.append((f"odoo-lifecycle: {passed} passed, {failed} failed", failed == 0 and passed > 0))
+        devenv.log("queue under 4 concurrent workers, and a worker killed mid-batch (real commits)")
+        passed, failed, output = queue_checks.run(python, odoo_path, config, workdir)
+        print(output)
+        lines.append((f"odoo-queue: {passed} passed, {failed} failed", failed == 0 and passed > 0))
+    devenv.log("the addon's Odoo tests once more, under pytest-odoo (the documented developer invocation)")
+    lines.append(pytest_odoo.run(odoo_path))
     return lines
 
 
