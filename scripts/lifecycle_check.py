@@ -23,7 +23,8 @@ print("CHECK plaintext column emptied on install:", column is None)
 encrypted = bool(stored) and stored.startswith("srenc1:") and "{PLAINTEXT}" not in stored
 print("CHECK ciphertext stored on install:", encrypted)
 server = env["ir.mail_server"].search([("name", "=", "Stock server")])
-print("CHECK password readable through the ORM after install:", server.smtp_pass == "{PLAINTEXT}")
+print("CHECK password not readable through the ORM after install:", not server.smtp_pass)
+print("CHECK password decrypted for the connection after install:", server._smtp_routing_password() == "{PLAINTEXT}")
 env["ir.module.module"].search([("name", "=", "smtp_routing")]).button_immediate_uninstall()
 env.cr.commit()
 """

@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from . import test_access
 from . import test_admin_screens
+from . import test_credentials
 from . import test_deliverability
 from . import test_delivery_log
 from . import test_i18n
