@@ -8,6 +8,7 @@ from . import test_i18n
 from . import test_install
 from . import test_live_delivery
 from . import test_password_encryption
+from . import test_personal_servers
 from . import test_queue
 from . import test_routing
 from . import test_server_config
