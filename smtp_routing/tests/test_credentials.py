@@ -411,6 +411,9 @@ class TestCredentialsOnTheWire(LiveSmtpCase):
                 Server.connect(**kwargs)
         with self.assertRaises(AccessError):
             Server.browse(self.mail_server.id).test_smtp_connection()
+        message = self.env["ir.mail_server"].build_email("a@example.com", ["b@example.com"], "Hi", "Hello")
+        with self.assertRaises(AccessError):
+            Server.send_email(message, smtp_server=self.smtpd.host, smtp_port=self.smtpd.port)
         self.assertEqual(self.smtpd.connections, 0)
 
 
