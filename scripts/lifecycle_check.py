@@ -23,7 +23,12 @@ print("CHECK plaintext column emptied on install:", column is None)
 encrypted = bool(stored) and stored.startswith("srenc1:") and "{PLAINTEXT}" not in stored
 print("CHECK ciphertext stored on install:", encrypted)
 server = env["ir.mail_server"].search([("name", "=", "Stock server")])
-print("CHECK password readable through the ORM after install:", server.smtp_pass == "{PLAINTEXT}")
+print("CHECK password not readable through the ORM after install:", not server.smtp_pass)
+print("CHECK password decrypted for the connection after install:", server._smtp_routing_password() == "{PLAINTEXT}")
+owner = env["res.users"].create({{"name": "Lifecycle User", "login": "lifecycle_user", "email": "lc@example.com"}})
+env["ir.mail_server"].create({{"name": "Lifecycle User's mailbox", "smtp_host": "smtp.example.com",
+                              "from_filter": "lc@example.com", "smtp_routing_owner_id": owner.id}})
+env.cr.commit()
 env["ir.module.module"].search([("name", "=", "smtp_routing")]).button_immediate_uninstall()
 env.cr.commit()
 """
@@ -36,6 +41,8 @@ env.cr.execute("SELECT count(*) FROM information_schema.columns "
 print("CHECK ciphertext column dropped on uninstall:", env.cr.fetchone()[0] == 0)
 state = env["ir.module.module"].search([("name", "=", "smtp_routing")]).state
 print("CHECK module uninstalled:", state == "uninstalled")
+env.cr.execute("SELECT active FROM ir_mail_server WHERE name = %s", ["Lifecycle User's mailbox"])
+print("CHECK a user's own server is archived on uninstall:", env.cr.fetchall() == [(False,)])
 """
 
 

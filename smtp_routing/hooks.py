@@ -5,7 +5,8 @@ While smtp_routing is installed, the ``smtp_pass`` column stays NULL and the
 ciphertext lives in ``smtp_routing_pass_encrypted``. Uninstalling writes the
 plaintext back into ``smtp_pass`` so that mail keeps working with stock Odoo;
 if a password cannot be decrypted (key lost), uninstalling stops and says so
-rather than losing it.
+rather than losing it. Users' own servers are archived: stock Odoo knows
+nothing of their owners and would route other people's mail through them.
 """
 
 import logging
@@ -43,6 +44,21 @@ def encrypt_plaintext_passwords(env):
 
 def uninstall_hook(env):
     restore_plaintext_passwords(env)
+    archive_personal_servers(env)
+
+
+def archive_personal_servers(env):
+    """Users' own servers become inactive (kept, with their password, for an administrator to decide)."""
+    env.flush_all()
+    env.cr.execute(
+        "UPDATE ir_mail_server SET active = FALSE, smtp_routing_is_default = FALSE "
+        "WHERE smtp_routing_owner_id IS NOT NULL AND active"
+    )
+    count = env.cr.rowcount
+    env["ir.mail_server"].invalidate_model(["active", "smtp_routing_is_default"])
+    if count:
+        _logger.info("smtp_routing: archived %s personal SMTP server(s) of users", count)
+    return count
 
 
 def restore_plaintext_passwords(env):

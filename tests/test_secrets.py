@@ -1,5 +1,8 @@
+import multiprocessing
 import os
 import stat
+import threading
+import time
 
 import pytest
 
@@ -81,3 +84,119 @@ def test_fingerprint_is_stable_and_not_the_key(keyring):
     assert keyring.fingerprint == secrets.parse_keys(keyring.keys[0].decode(), "again").fingerprint
     assert keyring.fingerprint not in keyring.keys[0].decode()
     assert len(keyring.fingerprint) == 8
+
+
+# -- the key file: created atomically, never empty or half-written ---------------------------------------
+
+
+def _slow_generate(monkeypatch, seconds=0.2):
+    """Widen the window between "a worker decides to create the key" and "the key is on disk"."""
+    real = secrets.generate_key
+
+    def slow():
+        key = real()
+        time.sleep(seconds)
+        return key
+
+    monkeypatch.setattr(secrets, "generate_key", slow)
+
+
+def test_key_file_race_between_threads_gives_everyone_the_same_complete_key(tmp_path, monkeypatch):
+    _slow_generate(monkeypatch)
+    workers = 8
+    barrier = threading.Barrier(workers)
+    results, errors = [], []
+
+    def worker():
+        barrier.wait()
+        try:
+            results.append(secrets.load_keyring({}, None, str(tmp_path)).keys)
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(results) == workers and len(set(results)) == 1
+    on_disk = (tmp_path / secrets.KEY_FILE).read_text().strip().encode()
+    assert results[0] == (on_disk,)
+    assert sorted(p.name for p in (tmp_path / "smtp_routing").iterdir()) == ["secret.key", "secret.key.lock"]
+
+
+def _load_in_child(data_dir, queue):
+    try:
+        real = secrets.generate_key
+        secrets.generate_key = lambda: (real(), time.sleep(0.2))[0]
+        queue.put(("ok", secrets.load_keyring({}, None, data_dir).keys[0].decode()))
+    except Exception as error:  # noqa: BLE001 - reported to the parent
+        queue.put(("error", repr(error)))
+
+
+def test_key_file_race_between_processes(tmp_path):
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    children = [context.Process(target=_load_in_child, args=(str(tmp_path), queue)) for _ in range(4)]
+    for child in children:
+        child.start()
+    outcomes = [queue.get(timeout=30) for _ in children]
+    for child in children:
+        child.join(timeout=30)
+    assert [kind for kind, _ in outcomes] == ["ok"] * 4, outcomes
+    assert len({key for _, key in outcomes}) == 1
+    assert (tmp_path / secrets.KEY_FILE).read_text().strip() == outcomes[0][1]
+
+
+def test_crash_while_creating_the_key_leaves_no_key_file(tmp_path, monkeypatch):
+    def crash():
+        raise KeyboardInterrupt("worker killed while creating the key")
+
+    monkeypatch.setattr(secrets, "generate_key", crash)
+    with pytest.raises(KeyboardInterrupt):
+        secrets.load_keyring({}, None, str(tmp_path))
+    monkeypatch.undo()
+    leftovers = [p.name for p in (tmp_path / "smtp_routing").iterdir() if p.name != "secret.key.lock"]
+    assert leftovers == [], "neither an empty key file nor a temporary file is left behind"
+    keyring = secrets.load_keyring({}, None, str(tmp_path))
+    assert (tmp_path / secrets.KEY_FILE).read_text().strip().encode() == keyring.keys[0]
+
+
+def test_empty_leftover_key_file_is_replaced_by_a_complete_key(tmp_path):
+    path = tmp_path / secrets.KEY_FILE
+    path.parent.mkdir(parents=True)
+    path.write_text("")  # what an older version left after a crash: no key, so nothing was ever encrypted with it
+    keyring = secrets.load_keyring({}, None, str(tmp_path))
+    assert path.read_text().strip().encode() == keyring.keys[0]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert secrets.load_keyring({}, None, str(tmp_path)).keys == keyring.keys
+
+
+def test_damaged_key_file_is_kept_and_explained(tmp_path):
+    path = tmp_path / secrets.KEY_FILE
+    path.parent.mkdir(parents=True)
+    path.write_text("dGhpcyBpcyBub3QgYSB3aG9sZSBrZXk")  # half a key: never overwritten, it may be restorable
+    with pytest.raises(SecretError) as caught:
+        secrets.load_keyring({}, None, str(tmp_path))
+    assert caught.value.code == "bad_key"
+    assert str(path) in caught.value.detail
+    assert path.read_text() == "dGhpcyBpcyBub3QgYSB3aG9sZSBrZXk"
+
+
+# -- checking a stored value without decrypting it ---------------------------------------------------------
+
+
+def test_verify_checks_the_key_without_giving_the_plaintext(keyring):
+    stored = secrets.encrypt("pw", keyring)
+    assert secrets.verify(stored, keyring) is None
+    assert secrets.verify(False, keyring) is None
+    other = secrets.parse_keys(secrets.generate_key(), "other")
+    with pytest.raises(SecretError) as caught:
+        secrets.verify(stored, other)
+    assert caught.value.code == "wrong_key"
+    with pytest.raises(SecretError) as caught:
+        secrets.verify("plain", keyring)
+    assert caught.value.code == "not_encrypted"
+    rotation = secrets.parse_keys(other.keys[0].decode() + "," + keyring.keys[0].decode(), "rotation")
+    assert secrets.verify(stored, rotation) is None

@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from . import base
 from . import ir_mail_server
 from . import mail_mail
 from . import mail_message

@@ -21,10 +21,12 @@ from odoo.tools import config, email_domain_extract, email_normalize
 from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
 from ..tools import dkim as dkim_tool
-from ..tools import dns_checks, hostport, presets, secrets
+from ..tools import dns_checks, hostport, netpolicy, presets, secrets
 from ..tools import limits as limits_tool
 from ..tools import routing as routing_tool
 from ..tools.smtp_errors import MessageTooLarge
+from . import params
+from .access import require_admin
 from .smtp_routing_server_state import state_from_row
 
 _logger = logging.getLogger(__name__)
@@ -33,6 +35,9 @@ _logger = logging.getLogger(__name__)
 # send_email, where it is removed before the message leaves.
 MAIL_ID_HEADER = "X-Smtp-Routing-Mail-Id"
 DNS_NAMESERVER = "smtp_routing.dns_nameserver"
+PERSONAL_ALLOW_PRIVATE = "smtp_routing.personal_servers_allow_private"
+OAUTH_AUTHENTICATIONS = ("gmail", "outlook")
+ADMINS = "base.group_system"
 
 _keyring_cache = {}
 
@@ -81,12 +86,39 @@ class _SmtplibPerServer:
         return connection
 
     def SMTP(self, host="", port=0, *args, timeout=smtplib.socket._GLOBAL_DEFAULT_TIMEOUT, **kwargs):  # noqa: N802
-        return self._with_verifying_starttls(smtplib.SMTP(host, port, *args, timeout=self._timeout(timeout), **kwargs))
+        smtp_class = _pinned_class(smtplib.SMTP)
+        return self._with_verifying_starttls(smtp_class(host, port, *args, timeout=self._timeout(timeout), **kwargs))
 
     def SMTP_SSL(self, host="", port=0, *args, timeout=smtplib.socket._GLOBAL_DEFAULT_TIMEOUT, **kwargs):  # noqa: N802
         if kwargs.get("context") is None and getattr(_per_server, "tls_context", None) is not None:
             kwargs["context"] = _per_server.tls_context
-        return smtplib.SMTP_SSL(host, port, *args, timeout=self._timeout(timeout), **kwargs)
+        return _pinned_class(smtplib.SMTP_SSL)(host, port, *args, timeout=self._timeout(timeout), **kwargs)
+
+
+def _pinned_class(smtp_class):
+    """``smtp_class``, or, while a connection is pinned, a subclass that connects only to the checked addresses.
+
+    A user's own server is reached at the addresses that were checked (public ones),
+    not at whatever its name resolves to a moment later; TLS still checks the
+    certificate against the name (smtplib keeps the name given to its constructor).
+    """
+    if not getattr(_per_server, "pinned", None):
+        return smtp_class
+
+    class PinnedSMTP(smtp_class):
+        def _get_socket(self, host, port, timeout):
+            name, addresses = _per_server.pinned
+            if host != name:
+                raise OSError(f"smtp_routing: {host} is not the checked host {name}")
+            error = OSError(f"smtp_routing: no address to connect to for {name}")
+            for address in addresses:
+                try:
+                    return super()._get_socket(address, port, timeout)
+                except OSError as failure:
+                    error = failure
+            raise error
+
+    return PinnedSMTP
 
 
 _per_server = threading.local()
@@ -100,14 +132,17 @@ base_ir_mail_server.smtplib = _SmtplibPerServer()
 
 
 @contextlib.contextmanager
-def per_server_connection(seconds, tls_context):
-    """Within this block, Odoo's SMTP connections use this time-out and TLS context (None: Odoo's)."""
-    previous = (getattr(_per_server, "seconds", None), getattr(_per_server, "tls_context", None))
-    _per_server.seconds, _per_server.tls_context = seconds or None, tls_context
+def per_server_connection(seconds, tls_context, pinned=None):
+    """Within this block, Odoo's SMTP connections use this time-out and TLS context (None: Odoo's).
+
+    ``pinned``, ``(host, addresses)``: connections to ``host`` go to these addresses only.
+    """
+    previous = tuple(getattr(_per_server, name, None) for name in ("seconds", "tls_context", "pinned"))
+    _per_server.seconds, _per_server.tls_context, _per_server.pinned = seconds or None, tls_context, pinned
     try:
         yield
     finally:
-        _per_server.seconds, _per_server.tls_context = previous
+        _per_server.seconds, _per_server.tls_context, _per_server.pinned = previous
 
 
 def verifying_context(ca_file=None):
@@ -219,21 +254,29 @@ class IrMailServer(models.Model):
         help="Fills host, port and encryption with the provider's settings and shows its published limits.",
     )
     smtp_routing_provider_note = fields.Char(string="Provider Limits", compute="_compute_smtp_routing_provider_note")
-    smtp_routing_warning = fields.Char(string="Warning", compute="_compute_smtp_routing_warning")
-    # Passwords: the ciphertext is stored, smtp_pass becomes a decrypted view of it.
+    smtp_routing_warning = fields.Char(string="Warning", compute="_compute_smtp_routing_warning", groups=ADMINS)
+    # Passwords are write-only: smtp_pass takes a new password (encrypted at once into
+    # smtp_routing_pass_encrypted) and always reads empty. Only the connection decrypts
+    # (_smtp_login), for the one server it connects to.
     smtp_pass = fields.Char(
         compute="_compute_smtp_pass",
         inverse="_inverse_smtp_pass",
         store=False,
-        compute_sudo=True,
         readonly=False,
-        groups="base.group_system",
+        copy=False,
+        exportable=False,
+        groups=ADMINS,
+        help="Write-only: type a new password to replace the stored one (it is encrypted at once and never shown "
+        "again). Left empty, the stored password is kept; Remove Password deletes it.",
     )
     smtp_routing_pass_encrypted = fields.Char(
-        string="Encrypted Password", groups="base.group_system", copy=False, readonly=True
+        string="Encrypted Password", groups=ADMINS, copy=True, readonly=True, exportable=False
+    )
+    smtp_routing_pass_set = fields.Boolean(
+        string="Password Stored", compute="_compute_smtp_routing_pass_state", groups=ADMINS
     )
     smtp_routing_pass_error = fields.Char(
-        string="Password Problem", compute="_compute_smtp_pass", compute_sudo=True, groups="base.group_system"
+        string="Password Problem", compute="_compute_smtp_routing_pass_state", groups=ADMINS
     )
     # Limits (each off at 0), failover and health
     smtp_routing_throttle_max = fields.Integer(
@@ -287,53 +330,74 @@ class IrMailServer(models.Model):
     smtp_routing_timeout = fields.Integer(
         string="Time-out (s)", default=30, help="Seconds to wait for the server before giving up on it."
     )
+    # Status, counters, errors and server replies: administrators only (field groups).
     smtp_routing_health = fields.Selection(
         [("healthy", "Healthy"), ("cooling", "Cooling down"), ("limited", "Over a limit")],
         string="Status",
         compute="_compute_smtp_routing_queue_status",
         search="_search_smtp_routing_health",
+        groups=ADMINS,
     )
     smtp_routing_cooldown_until = fields.Datetime(
-        string="Cooling Down Until", compute="_compute_smtp_routing_queue_status"
+        string="Cooling Down Until", compute="_compute_smtp_routing_queue_status", groups=ADMINS
     )
-    smtp_routing_quota = fields.Text(string="Quota Left", compute="_compute_smtp_routing_queue_status")
-    smtp_routing_next_slot = fields.Datetime(string="Next Free Slot", compute="_compute_smtp_routing_queue_status")
-    smtp_routing_queued_count = fields.Integer(string="Queued", compute="_compute_smtp_routing_queue_status")
-    smtp_routing_queue_eta = fields.Datetime(string="Queue Out By", compute="_compute_smtp_routing_queue_status")
+    smtp_routing_quota = fields.Text(string="Quota Left", compute="_compute_smtp_routing_queue_status", groups=ADMINS)
+    smtp_routing_next_slot = fields.Datetime(
+        string="Next Free Slot", compute="_compute_smtp_routing_queue_status", groups=ADMINS
+    )
+    smtp_routing_queued_count = fields.Integer(
+        string="Queued", compute="_compute_smtp_routing_queue_status", groups=ADMINS
+    )
+    smtp_routing_queue_eta = fields.Datetime(
+        string="Queue Out By", compute="_compute_smtp_routing_queue_status", groups=ADMINS
+    )
     # What the quota bars show: how much of each window is used now (the maxima are the limit fields).
     smtp_routing_throttle_used = fields.Integer(
-        string="Used in Throttle Window", compute="_compute_smtp_routing_queue_status"
+        string="Used in Throttle Window", compute="_compute_smtp_routing_queue_status", groups=ADMINS
     )
-    smtp_routing_hourly_used = fields.Integer(string="Used This Hour", compute="_compute_smtp_routing_queue_status")
-    smtp_routing_daily_used = fields.Integer(string="Used Today (UTC)", compute="_compute_smtp_routing_queue_status")
+    smtp_routing_hourly_used = fields.Integer(
+        string="Used This Hour", compute="_compute_smtp_routing_queue_status", groups=ADMINS
+    )
+    smtp_routing_daily_used = fields.Integer(
+        string="Used Today (UTC)", compute="_compute_smtp_routing_queue_status", groups=ADMINS
+    )
     # Routing: where this server is used
     smtp_routing_route_ids = fields.Many2many(
-        "smtp_routing.route", string="Routes", compute="_compute_smtp_routing_usage", groups="base.group_system"
+        "smtp_routing.route", string="Routes", compute="_compute_smtp_routing_usage", groups=ADMINS
     )
     smtp_routing_send_as_ids = fields.One2many(
-        "smtp_routing.send_as", "server_id", string="Send-As Grants", groups="base.group_system"
+        "smtp_routing.send_as", "server_id", string="Send-As Grants", groups=ADMINS
     )
-    smtp_routing_user_ids = fields.One2many(
-        "res.users", "smtp_routing_server_id", string="Chosen By", groups="base.group_system"
-    )
+    smtp_routing_user_ids = fields.One2many("res.users", "smtp_routing_server_id", string="Chosen By", groups=ADMINS)
     # Deliverability
-    smtp_routing_dns_check_ids = fields.One2many("smtp_routing.dns.check", "server_id", string="Deliverability History")
-    smtp_routing_dns_checked_at = fields.Datetime(string="DNS Checked On", readonly=True, copy=False)
+    smtp_routing_dns_check_ids = fields.One2many(
+        "smtp_routing.dns.check", "server_id", string="Deliverability History", groups=ADMINS
+    )
+    smtp_routing_dns_checked_at = fields.Datetime(string="DNS Checked On", readonly=True, copy=False, groups=ADMINS)
     smtp_routing_dns_status = fields.Selection(
         [("ok", "DNS good"), ("warn", "DNS could be better"), ("fail", "DNS problems"), ("error", "DNS not checked")],
         string="Deliverability",
         compute="_compute_smtp_routing_dns",
         search="_search_smtp_routing_dns_status",
+        groups=ADMINS,
     )
-    smtp_routing_dns_report = fields.Text(string="DNS Report", compute="_compute_smtp_routing_dns")
+    smtp_routing_dns_report = fields.Text(string="DNS Report", compute="_compute_smtp_routing_dns", groups=ADMINS)
     # Delivery history
-    smtp_routing_log_ids = fields.One2many("smtp_routing.delivery.log", "server_id", string="Delivery History")
-    smtp_routing_sent_24h = fields.Integer(string="Sent (24h)", compute="_compute_smtp_routing_history")
-    smtp_routing_failed_24h = fields.Integer(string="Failed (24h)", compute="_compute_smtp_routing_history")
-    smtp_routing_last_error = fields.Char(string="Last Error", compute="_compute_smtp_routing_history")
-    smtp_routing_last_error_date = fields.Datetime(string="Last Error On", compute="_compute_smtp_routing_history")
-    smtp_routing_sent_today = fields.Integer(string="Sent Today", compute="_compute_smtp_routing_today")
-    smtp_routing_failed_today = fields.Integer(string="Failed Today", compute="_compute_smtp_routing_today")
+    smtp_routing_log_ids = fields.One2many(
+        "smtp_routing.delivery.log", "server_id", string="Delivery History", groups=ADMINS
+    )
+    smtp_routing_sent_24h = fields.Integer(string="Sent (24h)", compute="_compute_smtp_routing_history", groups=ADMINS)
+    smtp_routing_failed_24h = fields.Integer(
+        string="Failed (24h)", compute="_compute_smtp_routing_history", groups=ADMINS
+    )
+    smtp_routing_last_error = fields.Char(string="Last Error", compute="_compute_smtp_routing_history", groups=ADMINS)
+    smtp_routing_last_error_date = fields.Datetime(
+        string="Last Error On", compute="_compute_smtp_routing_history", groups=ADMINS
+    )
+    smtp_routing_sent_today = fields.Integer(string="Sent Today", compute="_compute_smtp_routing_today", groups=ADMINS)
+    smtp_routing_failed_today = fields.Integer(
+        string="Failed Today", compute="_compute_smtp_routing_today", groups=ADMINS
+    )
 
     # -- computes ---------------------------------------------------------------
     @api.depends("smtp_routing_provider")
@@ -362,30 +426,71 @@ class IrMailServer(models.Model):
             else:
                 server.smtp_routing_warning = False
 
-    @api.depends("smtp_routing_pass_encrypted")
     def _compute_smtp_pass(self):
+        """Write-only: the password is never read back, by anyone (see _smtp_login for the one reader)."""
+        self.smtp_pass = False
+
+    def _inverse_smtp_pass(self):
+        """A typed password is encrypted at once; an empty one keeps the stored password (an untouched form).
+
+        OAuth servers (Gmail, Outlook) take none: Odoo's own check refuses the typed one right after.
+        """
+        for server in self:
+            if not server.smtp_pass or server.smtp_authentication in OAUTH_AUTHENTICATIONS:
+                continue
+            try:
+                server.smtp_routing_pass_encrypted = secrets.encrypt(server.smtp_pass, _keyring())
+            except secrets.SecretError as error:
+                raise UserError(self._smtp_routing_secret_message(error, server)) from error
+
+    @api.depends("smtp_routing_pass_encrypted")
+    def _compute_smtp_routing_pass_state(self):
+        """Whether a password is stored and whether the key in use opens it (checked without decrypting)."""
         keyring, key_problem = None, None
         for server in self:
-            stored = server.smtp_routing_pass_encrypted
-            server.smtp_pass = False
+            stored = server.sudo().smtp_routing_pass_encrypted
+            server.smtp_routing_pass_set = bool(stored)
             server.smtp_routing_pass_error = False
             if not stored:
                 continue
             try:
                 keyring = keyring or _keyring()
-                server.smtp_pass = secrets.decrypt(stored, keyring)
+                secrets.verify(stored, keyring)
             except secrets.SecretError as error:
                 key_problem = error
                 server.smtp_routing_pass_error = self._smtp_routing_secret_message(error, server)
         if key_problem:
             _logger.warning("smtp_routing: a stored SMTP password cannot be decrypted (%s)", key_problem.code)
 
-    def _inverse_smtp_pass(self):
+    def _smtp_routing_password(self):
+        """The decrypted password of this one server, for the connection only (never a field, never returned)."""
+        self.ensure_one()
+        stored = self.sudo().smtp_routing_pass_encrypted
+        if not stored:
+            return ""
+        try:
+            return secrets.decrypt(stored, _keyring())
+        except secrets.SecretError as error:
+            raise UserError(self._smtp_routing_secret_message(error, self)) from error
+
+    @api.constrains("smtp_authentication", "smtp_routing_pass_encrypted")
+    def _check_smtp_routing_oauth_password(self):
+        """Odoo's Gmail/Outlook checks read smtp_pass, which always reads empty here: check the stored password."""
         for server in self:
-            try:
-                server.smtp_routing_pass_encrypted = secrets.encrypt(server.smtp_pass, _keyring())
-            except secrets.SecretError as error:
-                raise UserError(self._smtp_routing_secret_message(error, server)) from error
+            if server.smtp_authentication in OAUTH_AUTHENTICATIONS and server.sudo().smtp_routing_pass_encrypted:
+                raise ValidationError(
+                    self.env._(
+                        "%(server)s signs in with OAuth and needs no password: press Remove Password (Connection "
+                        "tab) first, then switch it to OAuth.",
+                        server=server.name,
+                    )
+                )
+
+    def action_smtp_routing_clear_password(self):
+        """The only way to delete a stored password (an empty password field keeps it)."""
+        require_admin(self.env)
+        self.sudo().write({"smtp_routing_pass_encrypted": False})
+        return True
 
     def _smtp_routing_secret_message(self, error, server=None):
         name = server.display_name if server else ""
@@ -487,6 +592,47 @@ class IrMailServer(models.Model):
                     error=error,
                 )
             ) from error
+
+    def _smtp_routing_personal_addresses(self):
+        """For a user's own server: ``(host, public addresses)`` to connect to; None for other servers.
+
+        Users choose their own server's host: it must be on the internet, not on Odoo's network
+        (loopback, link-local, private ranges), unless the administrator allows it
+        (``smtp_routing.personal_servers_allow_private``).
+        """
+        self.ensure_one()
+        if not self.sudo().smtp_routing_owner_id or params.flag(self.env, PERSONAL_ALLOW_PRIVATE, default=False):
+            return None
+        return self.smtp_host, self._smtp_routing_check_public_host(self.smtp_host, self.smtp_port)
+
+    @api.model
+    def _smtp_routing_check_public_host(self, host, port):
+        """The public addresses of ``host``; a UserError that says what to do otherwise."""
+        try:
+            return netpolicy.public_addresses(host, port or 25)
+        except netpolicy.HostNotAllowed as error:
+            if error.code == "unresolvable":
+                message = self.env._(
+                    "%(host)s does not resolve to any address: check the spelling of your server's name.", host=host
+                )
+            else:
+                kinds = {
+                    "loopback": self.env._("loopback"),
+                    "link-local": self.env._("link-local"),
+                    "private": self.env._("private"),
+                    "unspecified": self.env._("unspecified"),
+                    "multicast": self.env._("multicast"),
+                    "reserved": self.env._("reserved"),
+                }
+                message = self.env._(
+                    "%(host)s is not on the internet (%(address)s is a %(kind)s address). Your own server must be "
+                    "reachable on the internet: enter its public name, or ask your administrator to allow servers on "
+                    "private networks (system parameter smtp_routing.personal_servers_allow_private).",
+                    host=host,
+                    address=error.address,
+                    kind=kinds.get(error.kind, error.kind),
+                )
+            raise UserError(message) from error
 
     def _smtp_routing_limits(self):
         self.ensure_one()
@@ -615,6 +761,7 @@ class IrMailServer(models.Model):
 
     def action_smtp_routing_check_dns(self):
         """Check SPF, DKIM and DMARC of every domain the servers send for; keep a history row when it changes."""
+        require_admin(self.env)
         lookup = self._smtp_routing_dns_lookup()
         Check = self.env["smtp_routing.dns.check"].sudo()
         keys = self.env["smtp_routing.dkim.key"].sudo().search([("active", "=", True)])
@@ -750,11 +897,18 @@ class IrMailServer(models.Model):
     def create(self, vals_list):
         vals_list = [self._smtp_routing_normalize_vals(vals) for vals in vals_list]
         servers = super().create(vals_list)
+        # Odoo runs constraints that mix stored fields and smtp_pass (Gmail, Outlook) before the password
+        # is set; run those on smtp_pass again now that the typed password is known.
+        typed = servers.browse([s.id for s, vals in zip(servers, vals_list, strict=True) if vals.get("smtp_pass")])
+        typed._validate_fields(["smtp_pass"])
+        servers.invalidate_recordset(["smtp_pass"])  # what was typed is not kept, not even in the cache
         servers.filtered("smtp_routing_is_default")._smtp_routing_unset_other_defaults()
         return servers
 
     def write(self, vals):
         result = super().write(self._smtp_routing_normalize_vals(vals))
+        if "smtp_pass" in vals:
+            self.invalidate_recordset(["smtp_pass"])
         if vals.get("smtp_routing_is_default"):
             self._smtp_routing_unset_other_defaults()
         return result
@@ -771,14 +925,13 @@ class IrMailServer(models.Model):
             if others:
                 super(IrMailServer, others).write({"smtp_routing_is_default": False})
 
-    def export_data(self, fields_to_export):
-        """Odoo's export reads through the ORM without checking field groups: credentials would leak to any
-        user who may read a server (users read the servers offered to them). Check them like read() does."""
-        self.check_field_access_rights("read", list({path.split("/")[0].split(".")[0] for path in fields_to_export}))
-        return super().export_data(fields_to_export)
-
     # -- actions ----------------------------------------------------------------------
+    def test_smtp_connection(self, autodetect_max_email_size=False):
+        require_admin(self.env)
+        return super().test_smtp_connection(autodetect_max_email_size=autodetect_max_email_size)
+
     def action_smtp_routing_test_email(self):
+        require_admin(self.env)
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
@@ -791,6 +944,7 @@ class IrMailServer(models.Model):
 
     def action_smtp_routing_history(self, filters=("filter_last_24h",)):
         """This server's delivery history, with the given search filters on."""
+        require_admin(self.env)
         self.ensure_one()
         action = self.env["ir.actions.act_window"]._for_xml_id("smtp_routing.smtp_routing_delivery_log_action")
         action["display_name"] = self.env._("Delivery History: %(server)s", server=self.name)
@@ -806,6 +960,7 @@ class IrMailServer(models.Model):
 
     def action_smtp_routing_queue(self):
         """The mail waiting for this server (deferred or not yet sent)."""
+        require_admin(self.env)
         self.ensure_one()
         action = self.env["ir.actions.act_window"]._for_xml_id("mail.action_view_mail_mail")
         action["display_name"] = self.env._("Queued for %(server)s", server=self.name)
@@ -814,6 +969,7 @@ class IrMailServer(models.Model):
         return action
 
     def action_smtp_routing_explain(self):
+        require_admin(self.env)
         self.ensure_one()
         action = self.env["ir.actions.act_window"]._for_xml_id("smtp_routing.smtp_routing_route_explain_action")
         action["context"] = {"default_company_id": (self.company_id or self.env.company).id}
@@ -833,6 +989,7 @@ class IrMailServer(models.Model):
         return len(servers)
 
     def action_smtp_routing_rotate_keys(self):
+        require_admin(self.env)
         count = self._smtp_routing_rotate_keys()
         return {
             "type": "ir.actions.client",
@@ -933,8 +1090,9 @@ class IrMailServer(models.Model):
                 )
 
     def _smtp_login(self, connection, smtp_user, smtp_password):
-        if len(self) == 1 and self.smtp_routing_pass_encrypted and self.smtp_routing_pass_error:
-            raise UserError(self.smtp_routing_pass_error)
+        """The one place a stored password is decrypted: for this server's login, on this connection."""
+        if len(self) == 1 and self.id and self.smtp_authentication == "login":
+            smtp_password = self._smtp_routing_password() or smtp_password
         return super()._smtp_login(connection, smtp_user, smtp_password)
 
     def connect(
@@ -964,6 +1122,10 @@ class IrMailServer(models.Model):
             mail_server_id=mail_server_id,
             allow_archived=allow_archived,
         )
+        # Callable over RPC (and send_email() comes here without a session): nobody but administrators and
+        # the system may aim Odoo at a host, or open a session with a server's login. Code acting for a user
+        # sends through sudo() records, as Odoo's own mail does.
+        require_admin(self.env)
         if modules.module.current_test:
             return super().connect(**kwargs)
         if not mail_server_id and not host:
@@ -975,7 +1137,8 @@ class IrMailServer(models.Model):
         timeout = server.smtp_routing_timeout if server else None
         started = time.monotonic()
         try:
-            with per_server_connection(timeout, server._smtp_routing_tls_context() if server else None):
+            pinned = server._smtp_routing_personal_addresses() if server else None
+            with per_server_connection(timeout, server._smtp_routing_tls_context() if server else None, pinned):
                 connection = super().connect(**kwargs)
         except Exception as error:
             self.env["smtp_routing.delivery.log"]._smtp_routing_record(

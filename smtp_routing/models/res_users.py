@@ -1,6 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, ValidationError
 
 from . import params
 
@@ -35,24 +35,44 @@ class ResUsers(models.Model):
 
     @api.constrains("smtp_routing_server_id", "email", "company_ids")
     def _check_smtp_routing_server(self):
-        """Checked on the server side: a user's own preference write runs as superuser."""
+        """Checked on the server side: a user's own preference write runs as superuser.
+
+        The messages name a server only to whoever may read it: a user learns nothing
+        (name, host) about other users' servers or servers not offered to them.
+        """
         for user in self.filtered("smtp_routing_server_id"):
             server = user.smtp_routing_server_id.sudo()
             if server.smtp_routing_owner_id:
                 if server.smtp_routing_owner_id != user:
                     raise ValidationError(
-                        self.env._("%(server)s is another user's personal server.", server=server.name)
+                        self.env._(
+                            "This is another user's personal server: pick one of the servers your administrator offers."
+                        )
                     )
                 continue
-            if not server.smtp_routing_user_selectable or not server.active:
+            visible = bool(server.with_user(self.env.user)._filtered_access("read"))
+            unavailable = not server.smtp_routing_user_selectable or not server.active
+            other_company = server.company_id and server.company_id not in user.company_ids
+            if (unavailable or other_company) and not visible:
+                raise ValidationError(
+                    self.env._(
+                        "This server is not available to users: pick one of the servers your administrator offers."
+                    )
+                )
+            if unavailable:
                 raise ValidationError(
                     self.env._(
                         "%(server)s is not available to users: pick one of the servers your administrator offers.",
                         server=server.name,
                     )
                 )
-            if server.company_id and server.company_id not in user.company_ids:
-                raise ValidationError(self.env._("%(server)s belongs to another company.", server=server.name))
+            if other_company:
+                raise ValidationError(
+                    self.env._(
+                        "%(server)s belongs to another company: pick one of the servers your administrator offers.",
+                        server=server.name,
+                    )
+                )
             if not server._match_from_filter(user.email or "", server.from_filter):
                 raise ValidationError(
                     self.env._(
@@ -68,11 +88,13 @@ class ResUsers(models.Model):
         """Send a test email to the user's own address through the user's server (From = To = the user)."""
         self.ensure_one()
         if self != self.env.user and not self.env.user.has_group("base.group_system"):
-            raise ValidationError(self.env._("You can only test your own server."))
+            raise AccessError(self.env._("You can only test your own server."))
         if not self.smtp_routing_server_id:
             raise ValidationError(self.env._("Pick an outgoing mail server first, and save."))
         if not self.email:
             raise ValidationError(self.env._("Add your email address first: the test is sent to it."))
+        # a user's own server must be on the internet: say so before any connection is tried
+        self.smtp_routing_server_id.sudo()._smtp_routing_personal_addresses()
         wizard = (
             self.env["smtp_routing.test.email"]
             .sudo()
@@ -88,12 +110,15 @@ class ResUsers(models.Model):
         if wizard.state == "sent":
             message, kind = self.env._("Test email sent to %(email)s.", email=self.email), "success"
         else:
+            # the outcome, never the remote server's reply (its banner and texts are for administrators)
             labels = dict(wizard._fields["result_category"]._description_selection(self.env))
+            hint = wizard.result_hint or ""
+            if wizard.result_category in ("config", "other"):
+                hint = self.env._("Check your server's settings, or ask your administrator to look at its history.")
             message = self.env._(
-                "The test failed: %(problem)s. %(reply)s %(hint)s",
+                "The test failed: %(problem)s. %(hint)s",
                 problem=labels.get(wizard.result_category, wizard.result_category),
-                reply=wizard.result_reply or "",
-                hint=wizard.result_hint or "",
+                hint=hint,
             )
             kind = "danger"
         return {

@@ -5,6 +5,7 @@ from odoo import api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
 
 from ..tools import dkim, secrets
+from .access import require_admin
 from .ir_mail_server import _keyring
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -28,16 +29,21 @@ class SmtpRoutingDkimKey(models.Model):
         help="RSA is understood by every receiver; Ed25519 keys are short but newer.",
     )
     active = fields.Boolean(default=True, help="Only active keys sign mail.")
-    private_key_encrypted = fields.Char(groups="base.group_system", copy=False, readonly=True)
-    dns_name = fields.Char(string="Publish At", compute="_compute_dns", compute_sudo=True)
-    dns_record = fields.Char(string="TXT Record", compute="_compute_dns", compute_sudo=True)
+    private_key_encrypted = fields.Char(groups="base.group_system", copy=False, readonly=True, exportable=False)
+    dns_name = fields.Char(string="Publish At", compute="_compute_dns_name")
+    # Stored: the private key is decrypted when it is generated and when mail is signed, not to show a form.
+    dns_record = fields.Char(string="TXT Record", compute="_compute_dns_record", store=True)
 
     _sql_constraints = [("domain_selector_unique", "UNIQUE(domain, selector)", "This selector already exists.")]
 
-    @api.depends("domain", "selector", "private_key_encrypted")
-    def _compute_dns(self):
+    @api.depends("domain", "selector")
+    def _compute_dns_name(self):
         for key in self:
             key.dns_name = f"{key.selector}._domainkey.{key.domain}" if key.domain and key.selector else False
+
+    @api.depends("private_key_encrypted")
+    def _compute_dns_record(self):
+        for key in self:
             pem = key._private_pem(raise_if_missing=False)
             key.dns_record = dkim.public_record(pem) if pem else False
 
@@ -78,6 +84,7 @@ class SmtpRoutingDkimKey(models.Model):
 
     def action_generate_key(self):
         """A new key pair (replaces the current one: publish the new record before mail is signed with it)."""
+        require_admin(self.env)
         for key in self:
             pem, _record = dkim.generate_key(key.algorithm)
             key.sudo().private_key_encrypted = secrets.encrypt(pem, _keyring())

@@ -19,6 +19,27 @@ from ..testing.smtpd import SmtpServer
 from ..testing.tlscert import make_self_signed
 
 
+def database_occurrences(env, needle):
+    """Every ``table.column`` of the database whose text holds ``needle`` (after flushing the ORM)."""
+    env.flush_all()
+    env.cr.execute("""
+        SELECT c.table_schema, c.table_name, c.column_name
+          FROM information_schema.columns c
+          JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+         WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
+           AND c.data_type IN ('character varying', 'text', 'jsonb', 'json', 'bytea')
+    """)
+    found = []
+    for schema, table, column in env.cr.fetchall():
+        env.cr.execute(
+            f'SELECT 1 FROM "{schema}"."{table}" WHERE "{column}"::text LIKE %s LIMIT 1',  # noqa: S608
+            [f"%{needle}%"],
+        )
+        if env.cr.fetchone():
+            found.append(f"{table}.{column}")
+    return found
+
+
 class LiveSmtpCase(TransactionCase):
     """A TransactionCase with real SMTP delivery to loopback servers."""
 

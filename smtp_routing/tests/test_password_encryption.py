@@ -12,7 +12,7 @@ from odoo.tests.common import TransactionCase
 from .. import hooks
 from ..models import ir_mail_server as server_module
 from ..tools import secrets
-from .common import LiveSmtpCase
+from .common import LiveSmtpCase, database_occurrences
 
 PLAINTEXT = "Pl41n-T3xt-Needle-7f3a"
 
@@ -29,28 +29,12 @@ class TestPasswordEncryption(TransactionCase):
         )
 
     def _database_occurrences(self, needle):
-        """Search every text-like column of every table for ``needle``."""
-        self.env.flush_all()
-        self.env.cr.execute("""
-            SELECT c.table_schema, c.table_name, c.column_name
-              FROM information_schema.columns c
-              JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-             WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
-               AND c.data_type IN ('character varying', 'text', 'jsonb', 'json', 'bytea')
-        """)
-        found = []
-        for schema, table, column in self.env.cr.fetchall():
-            self.env.cr.execute(
-                f'SELECT 1 FROM "{schema}"."{table}" WHERE "{column}"::text LIKE %s LIMIT 1',  # noqa: S608
-                [f"%{needle}%"],
-            )
-            if self.env.cr.fetchone():
-                found.append(f"{table}.{column}")
-        return found
+        return database_occurrences(self.env, needle)
 
     def test_plaintext_is_nowhere_in_the_database(self):
         server = self._server()
-        self.assertEqual(server.smtp_pass, PLAINTEXT, "admins still read the password")
+        self.assertFalse(server.smtp_pass, "write-only: not even administrators read it back")
+        self.assertEqual(server._smtp_routing_password(), PLAINTEXT, "the connection decrypts it")
         self.assertEqual(self._database_occurrences(PLAINTEXT), [])
         self.env.cr.execute(
             "SELECT smtp_pass, smtp_routing_pass_encrypted FROM ir_mail_server WHERE id = %s", [server.id]
@@ -64,10 +48,12 @@ class TestPasswordEncryption(TransactionCase):
     def test_update_and_clear(self):
         server = self._server()
         server.smtp_pass = "second-password"
-        self.assertEqual(server.smtp_pass, "second-password")
+        self.assertEqual(server._smtp_routing_password(), "second-password")
         server.smtp_pass = False
+        self.assertEqual(server._smtp_routing_password(), "second-password", "an empty field keeps the password")
+        server.action_smtp_routing_clear_password()
         self.assertFalse(server.smtp_routing_pass_encrypted)
-        self.assertFalse(server.smtp_pass)
+        self.assertEqual(server._smtp_routing_password(), "")
 
     def test_key_is_not_in_the_database(self):
         key = server_module._keyring().keys[0].decode()
@@ -82,7 +68,7 @@ class TestPasswordEncryption(TransactionCase):
         )
         self.assertEqual(hooks.encrypt_plaintext_passwords(self.env), 1)
         server.invalidate_recordset()
-        self.assertEqual(server.smtp_pass, PLAINTEXT)
+        self.assertEqual(server._smtp_routing_password(), PLAINTEXT)
         self.assertEqual(self._database_occurrences(PLAINTEXT), [])
         # uninstall: the plaintext goes back where stock Odoo reads it
         self.assertEqual(hooks.restore_plaintext_passwords(self.env), 1)
@@ -117,7 +103,7 @@ class TestPasswordEncryption(TransactionCase):
             self.assertGreaterEqual(self.env["ir.mail_server"]._smtp_routing_rotate_keys(), 1)
         with patch.dict(os.environ, {secrets.ENV_VAR: new_key}):
             server.invalidate_recordset()
-            self.assertEqual(server.smtp_pass, PLAINTEXT)
+            self.assertEqual(server._smtp_routing_password(), PLAINTEXT)
 
     def test_internal_user_cannot_read_passwords(self):
         server = self._server()

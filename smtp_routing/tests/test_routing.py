@@ -300,6 +300,7 @@ class TestRouting(LiveSmtpCase):
         with self.assertRaisesRegex(UserError, "does not allow personal outgoing servers"):
             Wizard.create(wizard_values).action_save()
         self.env["ir.config_parameter"].set_param("smtp_routing.allow_personal_servers", "1")
+        self.env["ir.config_parameter"].set_param("smtp_routing.personal_servers_allow_private", "1")  # loopback
         Wizard.create(wizard_values).action_save()
         own = self.consultant.smtp_routing_server_id
         self.assertEqual(

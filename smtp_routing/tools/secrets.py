@@ -15,9 +15,16 @@ Where the keys come from, first match wins (see ``load_keyring``):
 Stored values look like ``srenc1:<fernet token>``; anything else is not ours.
 """
 
+import contextlib
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
+
+try:
+    import fcntl
+except ImportError:  # Windows: os.link still keeps two workers from both creating a key
+    fcntl = None
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -25,6 +32,7 @@ PREFIX = "srenc1:"
 ENV_VAR = "SMTP_ROUTING_KEYS"
 CONFIG_OPTION = "smtp_routing_keys"
 KEY_FILE = os.path.join("smtp_routing", "secret.key")
+LOCK_FILE = "secret.key.lock"
 
 
 class SecretError(Exception):
@@ -77,21 +85,96 @@ def load_keyring(environ=None, config_value=None, data_dir=None, create=True):
     if not data_dir:
         raise SecretError("no_key_file", "no data directory to keep a key file in")
     path = os.path.join(data_dir, KEY_FILE)
-    if not os.path.exists(path):
+    text = _read_key_file(path)
+    if text is None or not text.strip():
         if not create:
             raise SecretError("no_key_file", path)
+        text = _create_key_file(path)
+    try:
+        return parse_keys(text, path)
+    except SecretError as error:
+        raise SecretError(
+            "bad_key",
+            f"the key file {path} is damaged: restore it from your backups (it is needed to decrypt the stored "
+            "passwords), or delete it if no password was ever saved with it",
+        ) from error
+
+
+def _read_key_file(path):
+    """The key file's text, or None when there is none."""
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise SecretError("no_key_file", f"{path}: {error}") from error
+
+
+@contextlib.contextmanager
+def _creation_lock(directory):
+    """Serialise key creation between the processes of this machine (the key file is per machine)."""
+    with open(os.path.join(directory, LOCK_FILE), "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another worker created it meanwhile
-        except OSError as error:
-            raise SecretError("no_key_file", f"{path}: {error}") from error
-        else:
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(generate_key() + "\n")
-    with open(path) as handle:
-        return parse_keys(handle.read(), path)
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _create_key_file(path):
+    """Create the key file atomically and return its text.
+
+    The key is written and synced to a temporary file first, which then appears
+    under its final name in one step: ``os.link`` fails if the name exists (so
+    two workers never both create a key: the loser reads the winner's). Nobody
+    ever reads an empty or half-written key, and a crash leaves no key file at
+    all. An empty file left by an older version is replaced: no value can have
+    been encrypted with no key.
+    """
+    directory = os.path.dirname(path)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        with _creation_lock(directory):
+            text = _read_key_file(path)
+            if text is not None and text.strip():
+                return text  # another worker created it meanwhile
+            key = generate_key()
+            descriptor, temporary = tempfile.mkstemp(prefix=".secret.key.", dir=directory)  # mode 0600
+            try:
+                with os.fdopen(descriptor, "w") as handle:
+                    handle.write(key + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                if text is None:
+                    try:
+                        os.link(temporary, path)
+                    except FileExistsError:
+                        return _read_key_file(path)  # created by a process that does not take the lock
+                else:
+                    os.replace(temporary, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary)
+            _sync_directory(directory)
+            return _read_key_file(path)
+    except OSError as error:
+        raise SecretError("no_key_file", f"{path}: {error}") from error
+
+
+def _sync_directory(directory):
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # not possible on every platform; the file itself is synced
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def is_encrypted(value):
@@ -114,6 +197,26 @@ def _with_token(stored, keyring, operation):
         return operation(keyring._fernet(), stored[len(PREFIX) :].encode("ascii"))
     except (InvalidToken, ValueError) as error:
         raise SecretError("wrong_key", "no configured key decrypts this value") from error
+
+
+def verify(stored, keyring):
+    """Check that a key of the keyring authenticates ``stored``, without decrypting it.
+
+    Raises ``SecretError`` (``not_encrypted``, ``wrong_key``); empty is fine. Used to
+    tell an administrator that a password cannot be decrypted, without producing it.
+    """
+    if not stored:
+        return None
+    if not is_encrypted(stored):
+        raise SecretError("not_encrypted")
+    token = stored[len(PREFIX) :].encode("ascii")
+    for key in keyring.keys:
+        try:
+            Fernet(key).extract_timestamp(token)
+        except (InvalidToken, ValueError):
+            continue
+        return None
+    raise SecretError("wrong_key", "no configured key decrypts this value")
 
 
 def decrypt(stored, keyring):

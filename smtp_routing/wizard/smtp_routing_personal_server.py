@@ -1,9 +1,12 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL, sql
 
 from ..models import params
+from ..models.ir_mail_server import PERSONAL_ALLOW_PRIVATE, _keyring
 from ..models.res_users import PERSONAL_SERVERS
+from ..tools import secrets
 
 
 class SmtpRoutingPersonalServer(models.TransientModel):
@@ -11,7 +14,10 @@ class SmtpRoutingPersonalServer(models.TransientModel):
 
     The server is created by the system on the user's behalf, owned by the user,
     limited to the user's own address, and carries only that user's personal
-    mail. The password is stored encrypted and can be replaced, never read back.
+    mail. Its host must be on the internet (no loopback, link-local or private
+    address) unless the administrator allows private networks. The password is
+    encrypted the moment the wizard receives it (even this wizard's own table
+    never holds it in clear), and can be replaced, never read back.
     """
 
     _name = "smtp_routing.personal.server"
@@ -23,7 +29,30 @@ class SmtpRoutingPersonalServer(models.TransientModel):
         [("none", "None"), ("starttls", "STARTTLS"), ("ssl", "SSL/TLS")], default="starttls", required=True
     )
     smtp_user = fields.Char(string="Login", default=lambda self: self.env.user.email)
-    smtp_pass = fields.Char(string="Password")
+    smtp_pass = fields.Char(
+        string="Password", compute="_compute_smtp_pass", inverse="_inverse_smtp_pass", readonly=False, store=False
+    )
+    smtp_pass_encrypted = fields.Char(string="Encrypted Password", groups="base.group_system", readonly=True)
+
+    def _auto_init(self):
+        result = super()._auto_init()
+        self._smtp_routing_drop_plaintext_column()
+        return result
+
+    def _smtp_routing_drop_plaintext_column(self):
+        """Earlier versions kept the typed password in clear in this (transient) table: drop that column."""
+        if sql.column_exists(self.env.cr, self._table, "smtp_pass"):
+            self.env.cr.execute(SQL("ALTER TABLE %s DROP COLUMN smtp_pass", SQL.identifier(self._table)))
+
+    def _compute_smtp_pass(self):
+        self.smtp_pass = False
+
+    def _inverse_smtp_pass(self):
+        for wizard in self.filtered("smtp_pass"):
+            try:
+                wizard.sudo().smtp_pass_encrypted = secrets.encrypt(wizard.smtp_pass, _keyring())
+            except secrets.SecretError as error:
+                raise UserError(self.env["ir.mail_server"]._smtp_routing_secret_message(error)) from error
 
     @api.model
     def default_get(self, fields_list):
@@ -45,10 +74,14 @@ class SmtpRoutingPersonalServer(models.TransientModel):
             raise UserError(self.env._("Your administrator does not allow personal outgoing servers."))
         if user.share or not user.email:
             raise UserError(self.env._("Add your email address in your preferences first."))
+        Server = self.env["ir.mail_server"].sudo()
+        address = Server._smtp_routing_normalize_vals({"smtp_host": self.smtp_host, "smtp_port": self.smtp_port})
+        if not params.flag(self.env, PERSONAL_ALLOW_PRIVATE, default=False):
+            Server._smtp_routing_check_public_host(address["smtp_host"], address["smtp_port"])
         values = {
             "name": self.env._("%(user)s's mailbox", user=user.name),
-            "smtp_host": self.smtp_host,
-            "smtp_port": self.smtp_port,
+            "smtp_host": address["smtp_host"],
+            "smtp_port": address["smtp_port"],
             "smtp_encryption": self.smtp_encryption,
             "smtp_user": self.smtp_user,
             "from_filter": user.email,
@@ -57,9 +90,9 @@ class SmtpRoutingPersonalServer(models.TransientModel):
             "company_id": user.company_id.id,
             "sequence": 100,
         }
-        if self.smtp_pass:
-            values["smtp_pass"] = self.smtp_pass
-        Server = self.env["ir.mail_server"].sudo()
+        encrypted = self.sudo().smtp_pass_encrypted
+        if encrypted:
+            values["smtp_routing_pass_encrypted"] = encrypted
         own = Server.search([("smtp_routing_owner_id", "=", user.id)], limit=1)
         if own:
             own.write(values)
