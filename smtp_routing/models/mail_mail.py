@@ -32,6 +32,18 @@ class MailMail(models.Model):
         copy=False,
         help="A sending worker holds this mail until then; after a crash it becomes due again.",
     )
+    smtp_routing_lease_pid = fields.Integer(
+        string="Claimed By Backend",
+        readonly=True,
+        copy=False,
+        help="PostgreSQL backend of the worker that holds this mail: once that backend is gone, the claim is free.",
+    )
+    smtp_routing_progress = fields.Json(
+        string="Delivery Progress",
+        readonly=True,
+        copy=False,
+        help="Which recipient messages went, failed, or wait for a retry (and when), so none goes twice.",
+    )
 
     # -- routing facts ------------------------------------------------------------------------
     def _smtp_routing_author_user(self):
