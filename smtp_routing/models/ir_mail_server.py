@@ -25,7 +25,7 @@ from ..tools import dns_checks, hostport, presets, secrets
 from ..tools import limits as limits_tool
 from ..tools import routing as routing_tool
 from ..tools.smtp_errors import MessageTooLarge
-from .smtp_routing_server_state import state_from_row
+from .smtp_routing_server_state import db_now, state_from_row
 
 _logger = logging.getLogger(__name__)
 
@@ -517,7 +517,7 @@ class IrMailServer(models.Model):
         }
 
     def _compute_smtp_routing_queue_status(self):
-        now = fields.Datetime.now()
+        now = db_now(self.env.cr)  # the clock the queue's windows use
         rows = self.env["smtp_routing.server.state"].sudo()._smtp_routing_read(self)
         queued = dict(
             self.env["mail.mail"]

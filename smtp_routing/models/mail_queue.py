@@ -244,6 +244,11 @@ class QueueRun:
         return mail_id not in self.lost
 
     def _beat(self):
+        """Extend our claims on the mails not yet done, and learn which were taken over.
+
+        In queue mode on our own cursor, between two commits: a separate connection would
+        update rows that our REPEATABLE READ transaction writes later (a serialization failure).
+        What we sent and did not commit yet is unchanged by it (still re-sent after a crash)."""
         self.beat_at = time.monotonic()
         ids = tuple(self.unfinished - self.lost)
         if not ids or not self.pid:
@@ -252,20 +257,23 @@ class QueueRun:
             f"UPDATE mail_mail SET smtp_routing_lease_until = {DB_NOW_SQL} + %s * interval '1 second' "  # noqa: S608
             "WHERE id IN %s AND smtp_routing_lease_pid = %s AND state = 'outgoing' RETURNING id"
         )
-        try:
-            if self.auto_commit:
-                with self.env.registry.cursor() as cr:  # committed at once: other workers see it
-                    cr.execute("SET LOCAL lock_timeout = '2s'")
-                    cr.execute(query, [self.lease, ids, self.pid])
-                    kept = {row[0] for row in cr.fetchall()}
-            elif getattr(threading.current_thread(), "testing", False):
-                with self.env.cr.savepoint(flush=False):
-                    self.env.cr.execute(query, [self.lease, ids, self.pid])
-                    kept = {row[0] for row in self.env.cr.fetchall()}
-            else:
-                return  # send now without commits: our row locks hold the mails until our transaction ends
-        except pg_errors.LockNotAvailable:
-            return  # a row we are writing ourselves: it is ours; check again at the next beat
+        cr = self.env.cr
+        if self.auto_commit:
+            try:
+                cr.commit()
+                cr.execute("SET LOCAL lock_timeout = '2s'")
+                cr.execute(query, [self.lease, ids, self.pid])
+                kept = {row[0] for row in cr.fetchall()}
+                cr.commit()
+            except (pg_errors.SerializationFailure, pg_errors.LockNotAvailable):
+                cr.rollback()
+                return  # someone is claiming right now: check again at the next send
+        elif getattr(threading.current_thread(), "testing", False):
+            with cr.savepoint(flush=False):
+                cr.execute(query, [self.lease, ids, self.pid])
+                kept = {row[0] for row in cr.fetchall()}
+        else:
+            return  # send now without commits: our row locks hold the mails until our transaction ends
         lost = set(ids) - kept
         if lost:
             _logger.warning("smtp_routing: %s mail(s) were taken over by another worker; not sending them", len(lost))
