@@ -45,7 +45,7 @@ from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 from ..tools import limits as limits_tool
 from ..tools import routing
 from ..tools.addresses import split_addresses
-from ..tools.smtp_errors import classify, refused_recipients
+from ..tools.smtp_errors import classify, classify_reply, refused_recipients
 from . import params
 from .smtp_routing_server_state import DB_NOW_SQL, db_now
 
@@ -79,7 +79,17 @@ def new_progress(value=None):
         "failed": dict(value.get("failed") or {}),
         "invalid": list(value.get("invalid") or []),
         "retry": dict(value.get("retry") or {}),
+        "split": list(value.get("split") or []),  # messages refused in part: their addresses are tracked alone
     }
+
+
+def address_key(key, address):
+    """One address of a message, once the message was refused in part (``to:ann@example.com``)."""
+    return f"{key}:{address}"
+
+
+def settled(progress):
+    return set(progress["sent"]) | set(progress["failed"]) | set(progress["invalid"]) | set(progress["split"])
 
 
 @dataclass
@@ -153,9 +163,10 @@ class QueueRun:
         self.pid = None  # our PostgreSQL backend, named in our claims
         self.lease = LEASE_SECONDS
         self.beat_at = 0.0
-        self.unfinished = set()  # claimed and not yet settled in this run
+        self.unfinished = set()  # claimed, and no state of ours written for them yet: our leases to extend
         self.lost = set()  # claims another worker took over: never sent by us
         self.refused_now = {}  # mail id -> recipient messages refused in this run (not tried again in it)
+        self.partly_refused = {}  # what the server refused of the last message it accepted (RCPT, per address)
 
     # -- entry point ------------------------------------------------------------------------------
     def execute(self):
@@ -592,14 +603,21 @@ class QueueRun:
     def _parts(self, mail):
         """[(part key, recipients)] of the mail's SMTP messages still to send now, in Odoo's sending order."""
         progress = self._progress(mail)
-        done = set(progress["sent"]) | set(progress["failed"]) | set(progress["invalid"])
-        waiting = self.refused_now.get(mail.id, set())  # refused for now in this run: not again in it
+        done = settled(progress) | self.refused_now.get(mail.id, set())  # refused in this run: not again in it
         plain = len(split_addresses(mail.email_to or "")) + len(split_addresses(mail.email_cc or ""))
-        parts = [(TO_KEY, max(plain, 1))] if plain or not mail.recipient_ids else []
-        parts += [(part_key(partner), 1) for partner in mail.recipient_ids]
-        parts = [(key, count) for key, count in parts if key not in done and key not in waiting]
+        messages = [(TO_KEY, max(plain, 1))] if plain or not mail.recipient_ids else []
+        messages += [(part_key(partner), 1) for partner in mail.recipient_ids]
+        parts = []
+        for key, count in messages:
+            if key not in done:
+                parts.append((key, count))
+            parts += [(sub, 1) for sub in self._address_retries(progress, key) if sub not in done]
         self.parts[mail.id] = parts
         return parts
+
+    @staticmethod
+    def _address_retries(progress, key):
+        return [sub for sub in progress["retry"] if sub.startswith(f"{key}:")]
 
     def _item(self, mail):
         parts = self.parts[mail.id]
@@ -637,6 +655,7 @@ class QueueRun:
         """
         budgets = dict(grants)
         mail_ids = [mail_id for mail_id, _parts in grants]
+        self._watch_refusals(session)
         position, left = 0, []
         for chunk_ids in tools.split_every(COMMIT_EVERY, mail_ids):
             retry_from = self._send_chunk(server, session, group, list(chunk_ids), budgets, ledger, left)
@@ -694,7 +713,6 @@ class QueueRun:
         """Every recipient message of the mail went, failed for good, or was invalid: its final state."""
         progress = self._progress(mail)
         pids = self._partners_served(progress)
-        self.unfinished.discard(mail.id)
         if progress["failed"] and not progress["sent"]:
             reason = next(iter(progress["failed"].values()))
             self.first_error = self.first_error or reason
@@ -702,6 +720,10 @@ class QueueRun:
         elif progress["sent"] or progress["failed"]:
             if progress["failed"] or progress["invalid"]:
                 failure_type = failure_type or "mail_email_invalid"
+            refused = [reason for key, reason in progress["failed"].items() if not key.startswith("p")]
+            if refused:  # addresses without a partner have no notification: say it on the mail
+                note = self.env._("Refused recipients: %(refused)s", refused="; ".join(refused))
+                self.explanations[mail.id] = f"{self.explanations.get(mail.id, '')}\n{note}".strip()
             self.outcome.sent[mail.id] = (server_id, message_id or mail.message_id, pids, failure_type)
         else:  # no valid recipient at all: as stock Odoo, the type goes to notifications only
             reason = self.env._(
@@ -712,13 +734,12 @@ class QueueRun:
     def _partners_served(self, progress):
         """The partners whose message went (records, as Odoo's post-processing expects)."""
         Partner = self.env["res.partner"]
-        return [Partner.browse(int(key[1:])) for key in progress["sent"] if key.startswith("p")]
+        return [Partner.browse(int(key[1:])) for key in progress["sent"] if key.startswith("p") and ":" not in key]
 
     def _wait_for_retry(self, mail, server):
         """Only recipients waiting for a retry are left: the mail waits for the first of them."""
         progress = self._progress(mail)
         self.outcome.progress[mail.id] = progress
-        self.unfinished.discard(mail.id)
         entries = [entry for entry in progress["retry"].values() if entry.get("at")]
         if not entries:
             return self._settle(mail, server.id if server else False, None, None)
@@ -748,9 +769,30 @@ class QueueRun:
     def _max_retry_age(self):
         return max(params.integer(self.env, "smtp_routing.max_retry_age_hours", MAX_RETRY_AGE_HOURS), 1)
 
-    def _recipient_refused(self, progress, key, refusals, error):
+    def _refused(self, mail, progress, key, refusals, delivered):
+        """The server refused at RCPT some (``delivered``) or all addresses of the message ``key``.
+
+        A message to one address is deferred or failed as a whole; a message to several is then
+        tracked per address, so that the addresses that got it never get it twice."""
+        self.refused_now.setdefault(mail.id, set())
+        if not delivered and len(refusals) == 1 and ":" not in key:
+            self._recipient_refused(progress, key, refusals)
+            self.refused_now[mail.id].add(key)
+            return
+        if ":" not in key:
+            progress["sent" if delivered else "split"].append(key)
+            progress["retry"].pop(key, None)
+        for address, reply in refusals.items():
+            sub = key if ":" in key else address_key(key, address)
+            self._recipient_refused(progress, sub, {address: reply}, address=address)
+            self.refused_now[mail.id].add(sub)
+
+    def _recipient_refused(self, progress, key, refusals, address=None):
         """A refusal at RCPT of this message's recipients: defer (4xx, with back-off) or fail (5xx) it alone."""
-        reason = self._reason(classify(error))
+        code, text = next(iter(refusals.values()))
+        reason = self._reason(classify_reply(code, text, "rcpt"))
+        if address:
+            reason = f"{address}: {reason}"
         if not any(400 <= code < 500 for code, _text in refusals.values()):
             progress["failed"][key] = reason
             progress["retry"].pop(key, None)
@@ -769,6 +811,8 @@ class QueueRun:
             )
             return
         progress["retry"][key] = {**entry, "n": attempt, "at": fields.Datetime.to_string(at), "reason": reason}
+        if address:
+            progress["retry"][key]["address"] = address
 
     def _send_one(self, mail, server, session, group, follower_status, budget, ledger):
         """Send the mail's recipient messages not yet served (at most ``budget`` of them, None: all).
@@ -776,8 +820,7 @@ class QueueRun:
         Returns (message id, whether messages are left for later, failure type)."""
         IrMailServer = self.env["ir.mail_server"]
         progress = self._progress(mail)
-        done = set(progress["sent"]) | set(progress["failed"]) | set(progress["invalid"])
-        done |= self.refused_now.get(mail.id, set())
+        done = settled(progress) | self.refused_now.get(mail.id, set())
         self._lock_notifications(mail)
         emails_from = tools.mail.email_split_and_format(mail.email_from)
         email_from = emails_from[0] if emails_from else mail.email_from
@@ -787,63 +830,90 @@ class QueueRun:
         message_id, failure_type, attempted, left = None, None, 0, False
         for email in email_list:
             partner = email.pop("partner_id", None)
-            key = part_key(partner)
-            if key in done:
-                continue
-            if budget is not None and attempted >= budget:
-                left = True  # for the next window (or the next server)
-                continue
-            attempted += 1
-            validated_to = email.pop("email_to_normalized", [])
-            sender = self._sender_env(group.alias_domain_id, email, validated_to)
-            msg = sender.build_email(
-                email_from=email_from,
-                email_to=email["email_to"],
-                subject=email["subject"],
-                body=email["body"],
-                body_alternative=email["body_alternative"],
-                email_cc=email["email_cc"],
-                reply_to=email["reply_to"],
-                attachments=email["attachments"],
-                message_id=email["message_id"],
-                references=email["references"],
-                object_id=email["object_id"],
-                subtype="html",
-                subtype_alternative="plain",
-                headers=email["headers"],
-            )
-            try:
-                sent_id = sender.send_email(msg, mail_server_id=mail.mail_server_id.id, smtp_session=session)
-            except AssertionError as error:
-                if str(error) != IrMailServer.NO_VALID_RECIPIENT:
-                    raise
-                failure_type = (
-                    "mail_email_missing"
-                    if not email.get("email_to") and failure_type != "mail_email_invalid"
-                    else "mail_email_invalid"
-                )
-                progress["invalid"].append(key)
-                continue
-            except (MemoryError, psycopg2.Error):
-                raise
-            except Exception as error:
-                refusals = refused_recipients(error)
-                if refusals is not None:  # these recipients only; the session goes on
-                    self._recipient_refused(progress, key, refusals, error)
-                    self.refused_now.setdefault(mail.id, set()).add(key)
+            base = part_key(partner)
+            validated = email.pop("email_to_normalized", [])
+            sends = [] if base in done else [(base, None)]
+            sends += [
+                (sub, progress["retry"][sub].get("address"))
+                for sub in self._address_retries(progress, base)
+                if sub not in done
+            ]
+            for key, address in sends:
+                if budget is not None and attempted >= budget:
+                    left = True  # for the next window (or the next server)
                     continue
-                outcome = classify(error)
-                session_gone = isinstance(error, smtplib.SMTPServerDisconnected) or isinstance(
-                    getattr(error, "__context__", None), smtplib.SMTPServerDisconnected
+                attempted += 1
+                if address:  # only this address of the message, which the others already got
+                    email = {**email, "email_to": [address], "email_cc": []}
+                validated_to = [address] if address else validated
+                sender = self._sender_env(group.alias_domain_id, email, validated_to)
+                msg = sender.build_email(
+                    email_from=email_from,
+                    email_to=email["email_to"],
+                    subject=email["subject"],
+                    body=email["body"],
+                    body_alternative=email["body_alternative"],
+                    email_cc=email["email_cc"],
+                    reply_to=email["reply_to"],
+                    attachments=email["attachments"],
+                    message_id=email["message_id"],
+                    references=email["references"],
+                    object_id=email["object_id"],
+                    subtype="html",
+                    subtype_alternative="plain",
+                    headers=email["headers"],
                 )
-                if outcome.failover or session_gone:
-                    raise _RetryElsewhere(error, outcome) from error
-                raise
-            progress["sent"].append(key)
-            progress["retry"].pop(key, None)
-            message_id = sent_id
-            ledger.used[mail.id] = ledger.used.get(mail.id, 0) + self._part_cost(server, mail.id, key)
+                self.partly_refused = {}
+                try:
+                    sent_id = sender.send_email(msg, mail_server_id=mail.mail_server_id.id, smtp_session=session)
+                except AssertionError as error:
+                    if str(error) != IrMailServer.NO_VALID_RECIPIENT:
+                        raise
+                    failure_type = (
+                        "mail_email_missing"
+                        if not email.get("email_to") and failure_type != "mail_email_invalid"
+                        else "mail_email_invalid"
+                    )
+                    progress["invalid"].append(key)
+                    continue
+                except (MemoryError, psycopg2.Error):
+                    raise
+                except Exception as error:
+                    refusals = refused_recipients(error)
+                    if refusals is not None:  # these recipients only; the session goes on
+                        self._refused(mail, progress, key, refusals, delivered=False)
+                        continue
+                    outcome = classify(error)
+                    session_gone = isinstance(error, smtplib.SMTPServerDisconnected) or isinstance(
+                        getattr(error, "__context__", None), smtplib.SMTPServerDisconnected
+                    )
+                    if outcome.failover or session_gone:
+                        raise _RetryElsewhere(error, outcome) from error
+                    raise
+                message_id = sent_id
+                ledger.used[mail.id] = ledger.used.get(mail.id, 0) + self._part_cost(server, mail.id, key)
+                if self.partly_refused:  # accepted for some addresses only (stock Odoo forgets the others)
+                    self._refused(mail, progress, key, self.partly_refused, delivered=True)
+                else:
+                    progress["sent"].append(key)
+                    progress["retry"].pop(key, None)
         return message_id, left, failure_type
+
+    def _watch_refusals(self, session):
+        """Keep what the server refused of a message it accepted for other addresses (smtplib returns it;
+        Odoo's send_email drops it)."""
+        smtp = getattr(session, "__obj__", None)
+        if smtp is None or getattr(smtp, "smtp_routing_watched", False):
+            return
+        original = smtp.send_message
+
+        def send_message(*args, **kwargs):
+            refused = original(*args, **kwargs)
+            self.partly_refused = dict(refused or {})
+            return refused
+
+        smtp.send_message = send_message
+        smtp.smtp_routing_watched = True
 
     # -- results ---------------------------------------------------------------------------------------------
     def _reason(self, outcome):
@@ -880,7 +950,6 @@ class QueueRun:
         self.outcome.failed[mail_id] = (server.id if server else False, reason, failure_type, pids, failure_type)
         if mail_id in self.progress:
             self.outcome.progress[mail_id] = progress
-        self.unfinished.discard(mail_id)
         self.first_error = self.first_error or reason
 
     def _guarded(self, what, function, *args, **kwargs):
@@ -1006,6 +1075,7 @@ class QueueRun:
             self._recipient_notifications(found)
             done_ids.append(mail_id)
         self.env["smtp_routing.delivery.log"]._smtp_routing_flush()
+        self.unfinished -= set(sent) | set(failed) | set(outcome.waiting)  # their state is written: not ours to hold
         if self.auto_commit:
             if self.post_send_callback and done_ids:
                 self.post_send_callback(done_ids)

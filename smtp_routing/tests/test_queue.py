@@ -234,6 +234,22 @@ class TestQueue(LiveSmtpCase):
             sorted(self.smtpd.recipients), sorted([f"client{i}@example.com" for i in range(4)] + ["grey@example.com"])
         )
 
+    def test_one_address_of_a_message_refused_for_now_is_retried_alone(self):
+        """One SMTP message to several addresses: the server takes some and refuses one (RCPT 4xx/5xx)."""
+        self.backup.active = False
+        self.smtpd.add_fault("RCPT", reply="450 4.2.0 Greylisted", match="grey@", times=1)
+        self.smtpd.add_fault("RCPT", reply="550 5.1.1 No such user", match="ghost@")
+        mail = self.create_mail(email_to="ok@example.com, grey@example.com, ghost@example.com")
+        mail.send()
+        self.assertEqual(self.smtpd.recipients, ["ok@example.com"])
+        self.assertEqual(mail.state, "outgoing", "grey@ waits for its retry: not lost")
+        self.assertIn("450", mail.smtp_routing_deferred_reason)
+        mail.scheduled_date = fields.Datetime.now() - timedelta(seconds=1)
+        mail.send()
+        self.assertEqual(self.smtpd.recipients, ["ok@example.com", "grey@example.com"], "ok@ is not sent twice")
+        self.assertEqual(mail.state, "sent")
+        self.assertIn("ghost@example.com", mail.smtp_routing_progress["failed"].get("to:ghost@example.com", "x"))
+
     def test_recipient_results_per_partner_show_on_notifications(self):
         self.backup.active = False
         partners = self._partners(3)
