@@ -74,7 +74,9 @@ def part_key(partner):
 def new_progress(value=None):
     """A mail's delivery progress: recipient messages sent, failed (reason), invalid, waiting to retry."""
     value = value or {}
+    kept = {"stalled_since": value["stalled_since"]} if value.get("stalled_since") else {}  # no server since then
     return {
+        **kept,
         "sent": list(value.get("sent") or []),
         "failed": dict(value.get("failed") or {}),
         "invalid": list(value.get("invalid") or []),
@@ -443,7 +445,7 @@ class QueueRun:
     def _run_group(self, group):
         order = {mail_id: index for index, mail_id in enumerate(group.mail_ids)}
         pending = list(group.mail_ids)
-        blocked = []  # (until, reason) of candidates that could not take everything
+        blocked = []  # (until, reason, kind) of candidates that could not take everything (kind: failure, limit)
         refusals = defaultdict(list)  # mail id -> reasons of servers whose limits it can never fit
         config = []  # reasons of candidates that cannot be used as configured
         now = self.now
@@ -452,7 +454,7 @@ class QueueRun:
             if not pending:
                 break
             if server and self.cooling.get(server.id, now) > now:
-                blocked.append((self.cooling[server.id], self._cooling_reason(server)))
+                blocked.append((self.cooling[server.id], self._cooling_reason(server), "failure"))
                 continue
             try:
                 session = self._connect(server, group)
@@ -461,7 +463,7 @@ class QueueRun:
                 continue
             if session is False:
                 if server:
-                    blocked.append((self.cooling.get(server.id, now), self._cooling_reason(server)))
+                    blocked.append((self.cooling.get(server.id, now), self._cooling_reason(server), "failure"))
                     continue
                 return  # Odoo's command-line server failed: the mails were failed as stock Odoo does
             ledger = Ledger()
@@ -477,7 +479,7 @@ class QueueRun:
             if server and grants:
                 self.State._smtp_routing_finish_batch(server)
             if retry and server:
-                blocked.append((self.cooling.get(server.id, now), self._cooling_reason(server)))
+                blocked.append((self.cooling.get(server.id, now), self._cooling_reason(server), "failure"))
             pending = sorted(set(retry + left + overflow + [mail_id for mail_id, _reason in refused]), key=order.get)
         if not pending:
             return
@@ -581,6 +583,7 @@ class QueueRun:
                         server=server.name,
                         limit=names.get(reservation.blocked_by, reservation.blocked_by),
                     ),
+                    "limit",
                 )
             )
         return grants, overflow, refused
@@ -1101,17 +1104,45 @@ class QueueRun:
             )
         self._wake_cron(min(slot for _server_id, slot, _reason in waiting.values()))
 
+    def _stalled(self, mail_ids, reason):
+        """Mails no server could take because of failures: fail those stalled longer than the maximum
+        retry age, with the last reason; return the others (their stall is recorded from its start)."""
+        hours = self._max_retry_age()
+        keep = []
+        for mail in self.Mail.browse(mail_ids):
+            progress = self._progress(mail)
+            since = progress.setdefault("stalled_since", fields.Datetime.to_string(self.now))
+            self.outcome.progress[mail.id] = progress
+            if self.now - fields.Datetime.to_datetime(since) >= timedelta(hours=hours):
+                self._fail_mail(
+                    mail.id,
+                    False,
+                    self.env._(
+                        "%(reason)s (no server could take it for %(hours)s hours; given up)", reason=reason, hours=hours
+                    ),
+                    "mail_smtp",
+                )
+            else:
+                keep.append(mail.id)
+        return keep
+
     def _defer(self, mail_ids, group, blocked):
         now = self.now
         if blocked:
-            slot, reason = min(blocked, key=lambda entry: entry[0])
+            slot, reason, _kind = min(blocked, key=lambda entry: entry[0])
             slot = max(slot, now + timedelta(seconds=1))
         else:
             slot, reason = now + timedelta(seconds=60), self.env._("no server could take it")
+        if not any(kind == "limit" for _slot, _reason, kind in blocked):
+            mail_ids = self._stalled(mail_ids, reason)  # only failures stand in the way: up to the maximum age
         planned = next((server for server in group.candidates if server), None)
+        if not mail_ids:
+            return
         for mail_id in mail_ids:
             self.unfinished.discard(mail_id)
             if mail_id in self.progress:
+                if any(kind == "limit" for _slot, _reason, kind in blocked):
+                    self.progress[mail_id].pop("stalled_since", None)
                 self.outcome.progress[mail_id] = self.progress[mail_id]
         deferred = self.env._(
             "Deferred to %(slot)s UTC: %(reason)s", slot=fields.Datetime.to_string(slot), reason=reason

@@ -163,6 +163,22 @@ class TestQueue(LiveSmtpCase):
         self.assertEqual(mail.scheduled_date, min(ends))
         self.assertIn("cooling down", mail.smtp_routing_deferred_reason)
 
+    def test_mail_no_server_could_take_fails_after_the_maximum_age(self):
+        self.mail_server.smtp_port = closed_port()
+        self.backup.smtp_port = closed_port()
+        mail = self.create_mail()
+        mail.send()
+        self.assertEqual(mail.state, "outgoing")
+        self.assertTrue(mail.smtp_routing_progress.get("stalled_since"), "the stall is recorded from its start")
+        long_ago = fields.Datetime.to_string(fields.Datetime.now() - timedelta(hours=73))
+        mail.smtp_routing_progress = {**mail.smtp_routing_progress, "stalled_since": long_ago}
+        self.env["smtp_routing.server.state"].search([]).write({"cooldown_until": False})
+        mail.scheduled_date = False
+        mail.send()
+        self.assertEqual(mail.state, "exception")
+        self.assertIn("cooling down", mail.failure_reason)
+        self.assertIn("72 hours", mail.failure_reason)
+
     def test_unexpected_error_keeps_stock_wording(self):
         IrMailServer = type(self.env["ir.mail_server"])
 
