@@ -134,6 +134,18 @@ class MailMail(models.Model):
             address=address,
         )
 
+    def write(self, vals):
+        if vals.get("state") == "outgoing" and "smtp_routing_progress" not in vals:
+            self._smtp_routing_restart_progress()
+        return super().write(vals)
+
+    def _smtp_routing_restart_progress(self):
+        """A mail queued again after it ended: a retry after a failure keeps only the recipients that got it
+        (never sent twice); sending again a sent mail starts from scratch, as stock Odoo does."""
+        for mail in self.filtered(lambda m: m.state != "outgoing" and m.smtp_routing_progress):
+            kept = [key for key in mail.smtp_routing_progress.get("sent") or [] if mail.state == "exception"]
+            mail.smtp_routing_progress = {"sent": kept} if kept else False
+
     @api.model
     def process_email_queue(self, ids=None, batch_size=1000):
         return super(MailMail, self.with_context(smtp_routing_source="queue")).process_email_queue(

@@ -957,13 +957,18 @@ class QueueRun:
 
     def _guarded(self, what, function, *args, **kwargs):
         """Post-processing of some mails in a savepoint: its failure never undoes the others' (already sent)."""
+        for model in ("mail.mail", "mail.notification", "mail.message"):  # the sent states stay, whatever comes
+            self.env[model].flush_model()
         try:
-            with self.env.cr.savepoint():
+            with self.env.cr.savepoint(flush=False):  # flushing everything would flush others' pending writes
                 function(*args, **kwargs)
+                for model in ("mail.mail", "mail.notification", "mail.message"):
+                    self.env[model].flush_model()
             return True
         except (MemoryError, pg_errors.SerializationFailure):
             raise
         except Exception:  # noqa: BLE001 - logged; the mails are sent and stay so
+            self.env.invalidate_all(flush=False)  # what the failed post-processing left in the cache
             _logger.warning("smtp_routing: post-processing failed for %s", what, exc_info=True)
             return False
 
@@ -1050,7 +1055,6 @@ class QueueRun:
         self._write_waiting(outcome.waiting)
         partial = [mail_id for mail_id in outcome.progress if mail_id not in sent and mail_id not in failed]
         self._recipient_notifications(self._partner_notifications(partial))
-        self.env.flush_all()
         by_failure_type = defaultdict(lambda: (Mail, []))
         for mail_id, (_server_id, _message_id, pids, failure_type) in sent.items():
             mails, all_pids = by_failure_type[failure_type]
