@@ -5,9 +5,16 @@ Run by run_tests.py (inside .venv-odoo) after the Odoo suite:
 concurrency  4 worker processes (2 running the queue cron's method, 2 "send now" on every
              outgoing mail) against one server limited to 50 per hour: exactly 50 delivered,
              none twice, the rest deferred; then 300 mails and no limit: all delivered once.
-crash        one worker SIGKILLed in the middle of a batch: no mail lost (every mail is sent
-             or still queued), and after recovery at most the mails in flight at the kill
-             were delivered twice.
+crash        one worker SIGKILLed in the middle of a batch (10-minute lease): no mail lost
+             (every mail is sent or still queued); the next run takes the dead worker's mails
+             at once (its PostgreSQL backend is gone), not after the lease, and at most the
+             mails in flight at the kill were delivered twice.
+slow         a server that takes 1 s per message, a 5 s lease, 12 mails, and a second queue
+             run 6 s after the first began: the live worker extends its claim, so no mail is
+             delivered twice and all 12 are delivered.
+greylist     a server that answers 450 to one recipient at RCPT: the other mails of the run
+             are delivered, the greylisted one waits for its retry, and the server does not
+             cool down.
 
 Prints CHECK lines (``CHECK <what>: True/False``) and exits 0 if every check passed.
 """
@@ -63,7 +70,8 @@ for state, count in env["mail.mail"]._read_group([("subject", "like", "{tag} %")
 deferred = env["mail.mail"].search_count([("subject", "like", "{tag} %"), ("state", "=", "outgoing"),
                                          ("scheduled_date", ">", fields.Datetime.now())])
 ids = env["mail.mail"].search([("subject", "like", "{tag} %")]).mapped("message_id")
-print("REPORT " + json.dumps({{"states": counts, "deferred": deferred, "message_ids": ids}}))
+cooling = [str(d) for d in env["smtp_routing.server.state"].search([]).mapped("cooldown_until") if d]
+print("REPORT " + json.dumps({{"states": counts, "deferred": deferred, "message_ids": ids, "cooling": cooling}}))
 """
 
 RESET = """
@@ -159,7 +167,7 @@ def concurrency(odoo, sink, workdir, tag, count, throttle):
     return results
 
 
-def crash(odoo, sink, workdir, count=400, lease=5):
+def crash(odoo, sink, workdir, count=600, lease=600):
     tag = "crash"
     odoo.shell(RESET)
     sink.clear()
@@ -168,7 +176,7 @@ def crash(odoo, sink, workdir, count=400, lease=5):
     go = os.path.join(workdir, "go-crash")
     Path(go).touch()
     worker = odoo.spawn(WORKER.format(go=go, mode="queue"))
-    sink.wait_for(120, timeout=120)
+    sink.wait_for(150, timeout=120)
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
     time.sleep(0.5)
@@ -190,12 +198,19 @@ def crash(odoo, sink, workdir, count=400, lease=5):
         ),
     ]
     sink.delay = 0.0
-    time.sleep(lease + 1)  # the dead worker's lease runs out
+    # no waiting for the lease (10 minutes): the dead worker's backend is gone, so are its claims
+    started = time.monotonic()
     odoo.shell(WORKER.format(go=go, mode="queue"))
+    recovery = time.monotonic() - started
     report = odoo.report(tag)
     received = Counter(sink.message_ids)
     duplicates = sum(n - 1 for n in received.values())
     results += [
+        check(
+            "crash: the next run took the dead worker's mails at once",
+            report["states"] == {"sent": count} and recovery < lease / 4,
+            f"{recovery:.0f} s, lease {lease} s",
+        ),
         check("crash: after recovery every mail is sent", report["states"] == {"sent": count}, report["states"]),
         check(
             "crash: every mail reached the server",
@@ -211,10 +226,72 @@ def crash(odoo, sink, workdir, count=400, lease=5):
     return results
 
 
+def slow(odoo, sink, workdir, count=12, lease=5):
+    """A batch that outlives its lease: the live worker extends it, a second run leaves its mails alone."""
+    tag = "slow"
+    odoo.shell(RESET)
+    sink.clear()
+    sink.delay = 1.0
+    odoo.shell(SETUP.format(port=sink.port, throttle=0, lease=lease, count=count, tag=tag))
+    go_first, go_second = os.path.join(workdir, "go-slow-1"), os.path.join(workdir, "go-slow-2")
+    first = odoo.spawn(WORKER.format(go=go_first, mode="queue"))
+    second = odoo.spawn(WORKER.format(go=go_second, mode="queue"))
+    time.sleep(4)  # both load the registry
+    Path(go_first).touch()
+    sink.wait_for(1, timeout=60)
+    time.sleep(6)
+    Path(go_second).touch()
+    errors = []
+    for worker in (first, second):
+        worker.wait(timeout=300)
+        if worker.returncode:
+            errors.append(worker.stderr.read()[-6000:])
+            print(errors[-1], flush=True)
+    sink.delay = 0.0
+    report = odoo.report(tag)
+    received = Counter(sink.message_ids)
+    return [
+        check("slow: both workers ran without error", not errors, "; ".join(errors)[:500]),
+        check("slow: every mail sent", report["states"] == {"sent": count}, report["states"]),
+        check(
+            "slow: no mail delivered twice although the batch outlived its lease",
+            len(received) == count and all(n == 1 for n in received.values()),
+            f"{len(sink.messages)} deliveries of {len(received)} mails",
+        ),
+    ]
+
+
+def greylist(odoo, sink, workdir, count=5):
+    tag = "grey"
+    odoo.shell(RESET)
+    sink.clear()
+    sink.add_fault("RCPT", reply="450 4.2.0 Greylisted, try again later", match="c0@")
+    odoo.shell(SETUP.format(port=sink.port, throttle=0, lease=600, count=count, tag=tag))
+    go = os.path.join(workdir, "go-grey")
+    Path(go).touch()
+    odoo.shell(WORKER.format(go=go, mode="queue"))
+    sink.clear_faults()
+    report = odoo.report(tag)
+    return [
+        check(
+            f"greylist: the other {count - 1} mails delivered",
+            len(sink.messages) == count - 1 and report["states"].get("sent") == count - 1,
+            f"{len(sink.messages)} delivered, {report['states']}",
+        ),
+        check(
+            "greylist: the greylisted mail waits for its retry",
+            report["states"].get("outgoing") == 1 and report["deferred"] == 1,
+            report["states"],
+        ),
+        check("greylist: the server does not cool down", not report["cooling"], report["cooling"]),
+    ]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--odoo-path", required=True)
     parser.add_argument("--config", required=True)
+    parser.add_argument("--only", nargs="*", help="run only these checks (default: all)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from smtp_routing.testing.smtpd import SmtpServer  # only in .venv-odoo, where aiosmtpd is
@@ -222,10 +299,17 @@ def main():
     with tempfile.TemporaryDirectory(prefix="smtp-routing-qc-") as workdir, SmtpServer() as sink:
         odoo = Odoo(args.odoo_path, args.config, workdir)
         odoo.run("-i", "smtp_routing", "--stop-after-init")
+        checks = {
+            "limited": lambda: concurrency(odoo, sink, workdir, "limited", count=200, throttle=50),
+            "unlimited": lambda: concurrency(odoo, sink, workdir, "unlimited", count=300, throttle=0),
+            "crash": lambda: crash(odoo, sink, workdir),
+            "slow": lambda: slow(odoo, sink, workdir),
+            "greylist": lambda: greylist(odoo, sink, workdir),
+        }
         results = []
-        results += concurrency(odoo, sink, workdir, "limited", count=200, throttle=50)
-        results += concurrency(odoo, sink, workdir, "unlimited", count=300, throttle=0)
-        results += crash(odoo, sink, workdir)
+        for name, run_check in checks.items():
+            if not args.only or name in args.only:
+                results += run_check()
     return 0 if all(results) else 1
 
 

@@ -4,7 +4,20 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from smtp_routing.tools.limits import Item, Limits, State, eta, finish_batch, remaining, reserve, too_big
+from smtp_routing.tools.limits import (
+    Item,
+    Limits,
+    State,
+    eta,
+    finish_batch,
+    next_retry,
+    refresh,
+    release,
+    remaining,
+    reserve,
+    retry_delay,
+    too_big,
+)
 
 T0 = datetime(2026, 3, 2, 9, 30, 0)
 ONE = [Item()]
@@ -144,3 +157,58 @@ def test_never_more_than_allowed_in_any_throttle_window(per_window):
         in_window = sum(1 for t in sent if start <= t < start + timedelta(hours=1))
         assert in_window <= per_window
     assert len(sent) >= per_window * 23  # and the allowed rate is used
+
+
+# -- issue 14: a mail that never fits a window, giving back, back-off ---------------------------------
+def test_mail_larger_than_a_window_is_split_by_message_and_never_blocks_forever():
+    """10 per hour, one mail to 11 partners (11 SMTP messages), then a one-recipient mail."""
+    limits = Limits(hourly_max=10)
+    big, small = Item(recipients=11, messages=11, parts=(1,) * 11), Item(parts=(1,))
+    reservation = reserve(limits, State(), T0, [big, small])
+    assert reservation.grants == ((0, 10),), "10 of the big mail's 11 messages go in this hour"
+    assert (reservation.blocked_by, reservation.next_slot) == ("hourly", datetime(2026, 3, 2, 10))
+    # next hour: the last message of the big mail, then the small mail
+    rest = Item(recipients=1, messages=1, parts=(1,))
+    reservation = reserve(limits, reservation.state, datetime(2026, 3, 2, 10), [rest, small])
+    assert reservation.grants == ((0, None), (1, None)) and reservation.next_slot is None
+
+
+def test_a_mail_that_fits_a_later_window_waits_whole_its_turn():
+    limits = Limits(hourly_max=10)
+    _, state, _ = _send_at(limits, State(), T0, 8)
+    reservation = reserve(limits, state, T0, [Item(messages=5, recipients=5, parts=(1,) * 5)])
+    assert reservation.grants == () and reservation.blocked_by == "hourly"
+
+
+def test_unsplittable_mail_over_a_window_is_refused_at_once_and_others_go():
+    """Counting recipients, one SMTP message to 150 addresses can never fit 100 per day."""
+    limits = Limits(daily_max=100, count_recipients=True)
+    huge, small = Item(recipients=150, parts=(150,)), Item()
+    reservation = reserve(limits, State(), T0, [huge, small])
+    assert [(r.index, r.limit, r.cap, r.cost) for r in reservation.refused] == [(0, "daily", 100, 150)]
+    assert reservation.refused[0].excess == 50
+    assert reservation.grants == ((1, None),) and reservation.next_slot is None
+    # without parts (an item of old) the same holds: refused, not blocking
+    assert reserve(limits, State(), T0, [Item(recipients=101), small]).grants == ((1, None),)
+
+
+def test_release_gives_back_what_was_reserved_and_not_sent():
+    limits = Limits(daily_max=500, hourly_max=100, throttle_max=50, throttle_seconds=3600, batch_max_count=20)
+    reservation = reserve(limits, State(), T0, [Item()] * 20)
+    state = release(limits, reservation.state, reservation.state, cost=19, mails=19)
+    assert (state.day_count, state.hour_count, state.throttle_count, state.batch_count) == (1, 1, 1, 1)
+    # a reservation of a window that has passed is not given back to the new window
+    later = refresh(limits, reservation.state, T0 + timedelta(hours=1))
+    later = reserve(limits, later, T0 + timedelta(hours=1), [Item()] * 5).state
+    state = release(limits, later, reservation.state, cost=19, mails=19)
+    assert state.hour_count == 5 and state.day_count == 6
+    assert release(limits, State(), reservation.state, cost=3).day_count == 0, "never below zero"
+
+
+def test_retry_schedule_backs_off_then_gives_up_after_the_maximum_age():
+    delays = [retry_delay(attempt) for attempt in range(1, 7)]
+    assert delays == [timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1)] + [timedelta(hours=4)] * 3
+    first = T0
+    assert next_retry(T0, 1, first, max_age_hours=72) == T0 + timedelta(minutes=5)
+    assert next_retry(T0 + timedelta(hours=71), 9, first, 72) == T0 + timedelta(hours=72), "capped at the age"
+    assert next_retry(T0 + timedelta(hours=72), 10, first, 72) is None, "too old: fail with the last reason"

@@ -27,7 +27,7 @@ from ..tools import routing as routing_tool
 from ..tools.smtp_errors import MessageTooLarge
 from . import params
 from .access import require_admin
-from .smtp_routing_server_state import state_from_row
+from .smtp_routing_server_state import db_now, state_from_row
 
 _logger = logging.getLogger(__name__)
 
@@ -663,7 +663,7 @@ class IrMailServer(models.Model):
         }
 
     def _compute_smtp_routing_queue_status(self):
-        now = fields.Datetime.now()
+        now = db_now(self.env.cr)  # the clock the queue's windows use
         rows = self.env["smtp_routing.server.state"].sudo()._smtp_routing_read(self)
         queued = dict(
             self.env["mail.mail"]

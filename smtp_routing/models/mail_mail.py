@@ -32,6 +32,18 @@ class MailMail(models.Model):
         copy=False,
         help="A sending worker holds this mail until then; after a crash it becomes due again.",
     )
+    smtp_routing_lease_pid = fields.Integer(
+        string="Claimed By Backend",
+        readonly=True,
+        copy=False,
+        help="PostgreSQL backend of the worker that holds this mail: once that backend is gone, the claim is free.",
+    )
+    smtp_routing_progress = fields.Json(
+        string="Delivery Progress",
+        readonly=True,
+        copy=False,
+        help="Which recipient messages went, failed, or wait for a retry (and when), so none goes twice.",
+    )
 
     # -- routing facts ------------------------------------------------------------------------
     def _smtp_routing_author_user(self):
@@ -121,6 +133,18 @@ class MailMail(models.Model):
             user=user.name,
             address=address,
         )
+
+    def write(self, vals):
+        if vals.get("state") == "outgoing" and "smtp_routing_progress" not in vals:
+            self._smtp_routing_restart_progress()
+        return super().write(vals)
+
+    def _smtp_routing_restart_progress(self):
+        """A mail queued again after it ended: a retry after a failure keeps only the recipients that got it
+        (never sent twice); sending again a sent mail starts from scratch, as stock Odoo does."""
+        for mail in self.filtered(lambda m: m.state != "outgoing" and m.smtp_routing_progress):
+            kept = [key for key in mail.smtp_routing_progress.get("sent") or [] if mail.state == "exception"]
+            mail.smtp_routing_progress = {"sent": kept} if kept else False
 
     @api.model
     def process_email_queue(self, ids=None, batch_size=1000):

@@ -5,20 +5,32 @@ Used by ``mail.mail.send()`` for every path (queue cron, send now, composer,
 post-commit sends). Compared with stock Odoo it:
 
 - claims the mails it sends (row locks with SKIP LOCKED, then a lease committed
-  with them), so two workers never send the same mail; a worker that dies
-  leaves leased mails that become due again when the lease ends;
+  with them, naming the claiming PostgreSQL backend), so two workers never send
+  the same mail. A live worker extends its lease as it goes and checks it before
+  each send; a claim whose backend is gone (the worker died) is free at once,
+  and the queue cron is woken when a claim ends;
 - asks each candidate server for room under its limits (one short committed
-  transaction per server and batch), sends what fits and gives the rest to
-  the next candidate, or defers it to the next free slot;
-- fails over: connection, login, TLS, time-out and temporary (4xx) failures
-  cool the server down and hand the mail to the next candidate in the same run;
-  permanent refusals (5xx) fail the mail, never retried elsewhere;
+  transaction per server and chunk), sends what fits and gives the rest to
+  the next candidate, or defers it to the next free slot; what was reserved and
+  not sent is given back. A mail larger than a whole window is split by
+  recipient message across windows, or refused at once when it cannot be split;
+- keeps results per recipient message (``smtp_routing_progress``): a temporary
+  refusal of a recipient (4xx at RCPT) defers that recipient only, with back-off
+  up to a maximum age; a permanent one (5xx) fails that recipient only, on its
+  notification. Neither is a server failure;
+- fails over: connection, login, TLS, time-out and temporary (4xx) failures of
+  the server cool it down and hand the mail to the next candidate in the same
+  run (recipients already served are not sent again); configuration errors fail
+  the mail with what to fix; permanent refusals (5xx) fail the mail;
 - writes states in bulk and commits every ``COMMIT_EVERY`` mails instead of
-  after every mail.
+  after every mail; a failure while post-processing one mail never undoes the
+  others.
 """
 
 import logging
 import smtplib
+import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,8 +45,9 @@ from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 from ..tools import limits as limits_tool
 from ..tools import routing
 from ..tools.addresses import split_addresses
-from ..tools.smtp_errors import classify
+from ..tools.smtp_errors import classify, classify_reply, refused_recipients
 from . import params
+from .smtp_routing_server_state import DB_NOW_SQL, db_now
 
 _logger = logging.getLogger(__name__)
 
@@ -48,8 +61,37 @@ FAILURE_TYPES = {
     "other": "unknown",
 }
 LEASE_SECONDS = 600  # default of smtp_routing.lease_seconds
+MAX_RETRY_AGE_HOURS = 72  # default of smtp_routing.max_retry_age_hours
 COMMIT_EVERY = 50
 CLAIM_RETRIES = 3
+TO_KEY = "to"  # the message to the mail's own To/Cc addresses; partner messages are "p<partner id>"
+
+
+def part_key(partner):
+    return f"p{partner.id}" if partner else TO_KEY
+
+
+def new_progress(value=None):
+    """A mail's delivery progress: recipient messages sent, failed (reason), invalid, waiting to retry."""
+    value = value or {}
+    kept = {"stalled_since": value["stalled_since"]} if value.get("stalled_since") else {}  # no server since then
+    return {
+        **kept,
+        "sent": list(value.get("sent") or []),
+        "failed": dict(value.get("failed") or {}),
+        "invalid": list(value.get("invalid") or []),
+        "retry": dict(value.get("retry") or {}),
+        "split": list(value.get("split") or []),  # messages refused in part: their addresses are tracked alone
+    }
+
+
+def address_key(key, address):
+    """One address of a message, once the message was refused in part (``to:ann@example.com``)."""
+    return f"{key}:{address}"
+
+
+def settled(progress):
+    return set(progress["sent"]) | set(progress["failed"]) | set(progress["invalid"]) | set(progress["split"])
 
 
 @dataclass
@@ -72,15 +114,35 @@ class Outcome:
     sent: dict = field(default_factory=dict)  # mail id -> (server id, message id, success pids, failure type)
     # mail id -> (server id, reason, failure type, success pids, failure type kept on the mail itself)
     failed: dict = field(default_factory=dict)
+    progress: dict = field(default_factory=dict)  # mail id -> progress to store (recipient results so far)
+    waiting: dict = field(default_factory=dict)  # mail id -> (server id, retry at, reason): recipients to retry
+
+
+@dataclass
+class Ledger:
+    """What one server's reservation counted, and what of it was really sent (to give the rest back)."""
+
+    reserved: object = None  # tools.limits.State the reservation left
+    costs: dict = field(default_factory=dict)  # mail id -> (units reserved, bytes)
+    used: dict = field(default_factory=dict)  # mail id -> units sent
+
+    def unused(self):
+        cost = sum(max(units - self.used.get(mail_id, 0), 0) for mail_id, (units, _size) in self.costs.items())
+        idle = [mail_id for mail_id in self.costs if not self.used.get(mail_id)]
+        return cost, len(idle), sum(self.costs[mail_id][1] for mail_id in idle)
 
 
 class _RetryElsewhere(Exception):
-    """Nothing of this mail left; the server is the problem, another server may do."""
+    """The server is the problem, another server may do (recipients already served are kept)."""
 
     def __init__(self, error, outcome):
         super().__init__(str(error))
         self.error = error
         self.outcome = outcome
+
+
+class _ConfigError(Exception):
+    """This server cannot be used as configured; the message says what to fix."""
 
 
 class QueueRun:
@@ -97,6 +159,16 @@ class QueueRun:
         self.explanations = {}  # mail id -> how it was routed
         self.outcome = Outcome()
         self.first_error = None
+        self.progress = {}  # mail id -> recipient results, loaded when first touched
+        self.parts = {}  # mail id -> [(part key, recipients)] still to send in this run
+        self.now = None  # the database clock at the start of the run
+        self.pid = None  # our PostgreSQL backend, named in our claims
+        self.lease = LEASE_SECONDS
+        self.beat_at = 0.0
+        self.unfinished = set()  # claimed, and no state of ours written for them yet: our leases to extend
+        self.lost = set()  # claims another worker took over: never sent by us
+        self.refused_now = {}  # mail id -> recipient messages refused in this run (not tried again in it)
+        self.partly_refused = {}  # what the server refused of the last message it accepted (RCPT, per address)
 
     # -- entry point ------------------------------------------------------------------------------
     def execute(self):
@@ -113,39 +185,112 @@ class QueueRun:
 
     # -- claiming -----------------------------------------------------------------------------------
     def _claim(self):
+        """Claim the mails no live worker holds: free, lease ended, or claimed by a backend that is gone."""
         ids = tuple(self.mails.ids)
         if not ids:
             return self.Mail
-        self.Mail.flush_model(["state", "smtp_routing_lease_until", "scheduled_date"])
+        self.Mail.flush_model(["state", "smtp_routing_lease_until", "smtp_routing_lease_pid", "scheduled_date"])
+        self.lease = self._lease_seconds()
+        cr = self.env.cr
+        claimed = []
         for attempt in range(CLAIM_RETRIES):
             if self.auto_commit:
-                self.env.cr.commit()  # a fresh snapshot: leases committed by others are visible
-            now = fields.Datetime.now()
+                cr.commit()  # a fresh snapshot: leases committed by others are visible
             try:
-                self.env.cr.execute(
-                    "SELECT id FROM mail_mail WHERE id IN %s AND state = 'outgoing' "
-                    "AND (smtp_routing_lease_until IS NULL OR smtp_routing_lease_until < %s) "
+                cr.execute(
+                    "SELECT id FROM mail_mail m WHERE id IN %s AND state = 'outgoing' "  # noqa: S608 - constant
+                    f"AND (smtp_routing_lease_until IS NULL OR smtp_routing_lease_until < {DB_NOW_SQL} "
+                    "  OR (smtp_routing_lease_pid IS NOT NULL AND NOT EXISTS ("
+                    "      SELECT 1 FROM pg_stat_activity a WHERE a.pid = m.smtp_routing_lease_pid))) "
                     "ORDER BY id FOR UPDATE SKIP LOCKED",
-                    [ids, now],
+                    [ids],
                 )
-                claimed = [row[0] for row in self.env.cr.fetchall()]
+                claimed = [row[0] for row in cr.fetchall()]
+                cr.execute("SELECT pg_backend_pid()")
+                self.pid = cr.fetchone()[0]
                 if claimed:
-                    self.env.cr.execute(
-                        "UPDATE mail_mail SET smtp_routing_lease_until = %s WHERE id IN %s",
-                        [now + timedelta(seconds=self._lease_seconds()), tuple(claimed)],
+                    cr.execute(
+                        f"UPDATE mail_mail SET smtp_routing_lease_until = {DB_NOW_SQL} + %s * interval '1 second', "  # noqa: S608
+                        "smtp_routing_lease_pid = %s WHERE id IN %s RETURNING smtp_routing_lease_until",
+                        [self.lease, self.pid, tuple(claimed)],
                     )
+                    if self.auto_commit:
+                        self._wake_cron(cr.fetchone()[0])  # if we die, the cron takes our mails when the lease ends
+                self._wake_for_other_claims(ids, claimed)
                 if self.auto_commit:
-                    self.env.cr.commit()
+                    cr.commit()
                 break
             except pg_errors.SerializationFailure:
                 if not self.auto_commit or attempt == CLAIM_RETRIES - 1:
                     raise
-                self.env.cr.rollback()
-        self.mails.invalidate_recordset(["state", "smtp_routing_lease_until"])
+                cr.rollback()
+        self.mails.invalidate_recordset(["state", "smtp_routing_lease_until", "smtp_routing_lease_pid"])
+        self.now = db_now(cr)
+        self.beat_at = time.monotonic()
+        self.unfinished = set(claimed)
         return self.Mail.browse(claimed)
+
+    def _wake_for_other_claims(self, ids, claimed):
+        """Mails asked for but held by a live worker: wake the cron when the first of those claims ends."""
+        self.env.cr.execute(
+            "SELECT min(smtp_routing_lease_until) FROM mail_mail WHERE id IN %s AND state = 'outgoing' "  # noqa: S608
+            f"AND smtp_routing_lease_until >= {DB_NOW_SQL} AND NOT (id = ANY(%s::int[]))",
+            [ids, list(claimed)],
+        )
+        until = self.env.cr.fetchone()[0]
+        if until:
+            self._wake_cron(until)
+
+    def _wake_cron(self, at):
+        cron = self.env.ref("mail.ir_cron_mail_scheduler_action", raise_if_not_found=False)
+        if cron:
+            cron.sudo()._trigger(at=at)
 
     def _lease_seconds(self):
         return max(params.integer(self.env, "smtp_routing.lease_seconds", LEASE_SECONDS), 1)
+
+    def _still_ours(self, mail_id):
+        """Before each send: extend our claims when a third of the lease has passed, and say whether this
+        mail is still ours (a mail whose claim another worker took over is never sent by us)."""
+        if time.monotonic() - self.beat_at >= self.lease / 3:
+            self._beat()
+        return mail_id not in self.lost
+
+    def _beat(self):
+        """Extend our claims on the mails not yet done, and learn which were taken over.
+
+        In queue mode on our own cursor, between two commits: a separate connection would
+        update rows that our REPEATABLE READ transaction writes later (a serialization failure).
+        What we sent and did not commit yet is unchanged by it (still re-sent after a crash)."""
+        self.beat_at = time.monotonic()
+        ids = tuple(self.unfinished - self.lost)
+        if not ids or not self.pid:
+            return
+        query = (
+            f"UPDATE mail_mail SET smtp_routing_lease_until = {DB_NOW_SQL} + %s * interval '1 second' "  # noqa: S608
+            "WHERE id IN %s AND smtp_routing_lease_pid = %s AND state = 'outgoing' RETURNING id"
+        )
+        cr = self.env.cr
+        if self.auto_commit:
+            try:
+                cr.commit()
+                cr.execute("SET LOCAL lock_timeout = '2s'")
+                cr.execute(query, [self.lease, ids, self.pid])
+                kept = {row[0] for row in cr.fetchall()}
+                cr.commit()
+            except (pg_errors.SerializationFailure, pg_errors.LockNotAvailable):
+                cr.rollback()
+                return  # someone is claiming right now: check again at the next send
+        elif getattr(threading.current_thread(), "testing", False):
+            with cr.savepoint(flush=False):
+                cr.execute(query, [self.lease, ids, self.pid])
+                kept = {row[0] for row in cr.fetchall()}
+        else:
+            return  # send now without commits: our row locks hold the mails until our transaction ends
+        lost = set(ids) - kept
+        if lost:
+            _logger.warning("smtp_routing: %s mail(s) were taken over by another worker; not sending them", len(lost))
+        self.lost |= lost
 
     # -- planning -------------------------------------------------------------------------------------
     def _all_servers(self):
@@ -298,82 +443,197 @@ class QueueRun:
 
     # -- one group -------------------------------------------------------------------------------------
     def _run_group(self, group):
+        order = {mail_id: index for index, mail_id in enumerate(group.mail_ids)}
         pending = list(group.mail_ids)
-        blocked = []  # (until, reason) of candidates that could not take everything
-        now = fields.Datetime.now()
+        blocked = []  # (until, reason, kind) of candidates that could not take everything (kind: failure, limit)
+        refusals = defaultdict(list)  # mail id -> reasons of servers whose limits it can never fit
+        config = []  # reasons of candidates that cannot be used as configured
+        now = self.now
+        servers = [server for server in group.candidates if server]
         for server in group.candidates:
             if not pending:
                 break
             if server and self.cooling.get(server.id, now) > now:
-                blocked.append((self.cooling[server.id], self._cooling_reason(server)))
+                blocked.append((self.cooling[server.id], self._cooling_reason(server), "failure"))
                 continue
-            connected, session = self._connect(server, group)
-            if not connected:
+            try:
+                session = self._connect(server, group)
+            except _ConfigError as error:
+                config.append(str(error))
+                continue
+            if session is False:
                 if server:
-                    blocked.append((self.cooling.get(server.id, now), self._cooling_reason(server)))
+                    blocked.append((self.cooling.get(server.id, now), self._cooling_reason(server), "failure"))
                     continue
                 return  # Odoo's command-line server failed: the mails were failed as stock Odoo does
+            ledger = Ledger()
             try:
-                allowed, overflow = self._reserve(server, pending, blocked)
-                retry = self._send_batch(server, session, group, allowed) if allowed else []
+                grants, overflow, refused = self._reserve(server, pending, blocked, ledger)
+                for mail_id, reason in refused:
+                    refusals[mail_id].append(reason)
+                retry, left = self._send_batch(server, session, group, grants, ledger) if grants else ([], [])
             finally:
                 if session is not None:
                     session.quit()
-            if server and allowed:
+                self._give_back(server, ledger)
+            if server and grants:
                 self.State._smtp_routing_finish_batch(server)
             if retry and server:
-                blocked.append((self.cooling.get(server.id, now), self._cooling_reason(server)))
-            pending = retry + overflow
+                blocked.append((self.cooling.get(server.id, now), self._cooling_reason(server), "failure"))
+            pending = sorted(set(retry + left + overflow + [mail_id for mail_id, _reason in refused]), key=order.get)
+        if not pending:
+            return
+        hopeless = [mail_id for mail_id in pending if servers and len(refusals[mail_id]) >= len(servers)]
+        for mail_id in hopeless:
+            self._fail_mail(mail_id, False, refusals[mail_id][0], "unknown")
+        pending = [mail_id for mail_id in pending if mail_id not in hopeless]
+        if pending and config and not blocked:
+            for mail_id in pending:
+                self._fail_mail(mail_id, False, config[0], "mail_smtp")
+            return
         if pending:
             self._defer(pending, group, blocked)
 
     def _cooling_reason(self, server):
         return self.env._("%(server)s is cooling down after a failure", server=server.name)
 
+    def _config_reason(self, text):
+        label = dict(self.env["smtp_routing.delivery.log"]._fields["category"]._description_selection(self.env))
+        return f"{label['config']} - {text}"
+
     def _connect(self, server, group):
-        """(True, session) or (False, None). Under Odoo's test mode the session is None: send_email pretends."""
+        """The session (None under Odoo's test mode: send_email pretends), or False when the server failed.
+
+        Raises _ConfigError when the server cannot be used as configured: never a reason to cool it down."""
+        if server and not server.active:
+            raise _ConfigError(
+                self._config_reason(
+                    self.env._(
+                        "The server %(server)s is archived: unarchive it, or clear the mail's outgoing server so "
+                        "another server can send it.",
+                        server=server.name,
+                    )
+                )
+            )
         IrMailServer = self._sender_env(group.alias_domain_id)
         try:
-            session = IrMailServer.connect(
+            return IrMailServer.connect(
                 mail_server_id=server.id if server else None, smtp_from=group.smtp_from_for(server)
             )
         except Exception as error:  # noqa: BLE001 - classified, logged by connect(), then failed over
             outcome = classify(error)
             self.first_error = self.first_error or str(error)
+            if server and outcome.category == "config":
+                raise _ConfigError(self._reason(outcome)) from error
             if server:
                 self.cooling[server.id] = self.State._smtp_routing_failed(server, outcome.category)
                 self.failing.add(server.id)
             else:
-                self._fail_all(group.mail_ids, server, self._reason(outcome), "mail_smtp")
-            return False, None
-        return True, session
+                for mail_id in group.mail_ids:
+                    self._fail_mail(mail_id, server, self._reason(outcome), "mail_smtp")
+            return False
 
-    def _reserve(self, server, pending, blocked):
-        if not server or not server._smtp_routing_limits().any:
-            return pending, []
+    # -- limits -----------------------------------------------------------------------------------------
+    def _reserve(self, server, pending, blocked, ledger):
+        """([(mail id, parts allowed or None for all)], overflow ids, [(mail id, refusal reason)])."""
         mails = self.Mail.browse(pending)
-        items = [self._item(mail) for mail in mails]
+        sendable = []
+        for mail in mails:
+            if self._parts(mail):
+                sendable.append(mail)
+            else:
+                self._wait_for_retry(mail, server)  # only recipients waiting for their retry are left
+        if not server or not server._smtp_routing_limits().any:
+            return [(mail.id, None) for mail in sendable], [], []
+        items = [self._item(mail) for mail in sendable]
         reservation = self.State._smtp_routing_reserve(server, items)
-        if reservation.next_slot:
+        limits = server._smtp_routing_limits()
+        ledger.reserved = reservation.state
+        grants = []
+        for index, parts in reservation.grants:
+            mail_id, item = sendable[index].id, items[index]
+            grants.append((mail_id, parts))
+            costs = item.part_costs(limits)
+            ledger.costs[mail_id] = (sum(costs[:parts] if parts else costs), item.size)
+        names = server._smtp_routing_limit_names()
+        refused = [
+            (
+                sendable[refusal.index].id,
+                self.env._(
+                    "Refused: it needs %(cost)s at once, but the %(limit)s limit of %(server)s allows %(cap)s "
+                    "(%(excess)s too many). Send it to fewer recipients at a time, or raise the limit.",
+                    cost=refusal.cost,
+                    limit=names.get(refusal.limit, refusal.limit),
+                    server=server.name,
+                    cap=refusal.cap,
+                    excess=refusal.excess,
+                ),
+            )
+            for refusal in reservation.refused
+        ]
+        settled = {mail_id for mail_id, _parts in grants} | {mail_id for mail_id, _reason in refused}
+        partial = [mail_id for mail_id, parts in grants if parts]
+        overflow = [mail.id for mail in sendable if mail.id not in settled]
+        if reservation.next_slot and (overflow or partial):
             blocked.append(
                 (
                     reservation.next_slot,
                     self.env._(
                         "%(server)s reached its %(limit)s limit",
                         server=server.name,
-                        limit=server._smtp_routing_limit_names().get(reservation.blocked_by, reservation.blocked_by),
+                        limit=names.get(reservation.blocked_by, reservation.blocked_by),
                     ),
+                    "limit",
                 )
             )
-        return pending[: reservation.allowed], pending[reservation.allowed :]
+        return grants, overflow, refused
+
+    def _give_back(self, server, ledger):
+        if not server or ledger.reserved is None:
+            return
+        cost, mails, size = ledger.unused()
+        if cost or mails:
+            try:
+                self.State._smtp_routing_release(server, ledger.reserved, cost, mails, size)
+            except Exception:  # noqa: BLE001 - never hide the error that brought us here
+                _logger.exception("smtp_routing: could not give back %s unsent unit(s) of %s", cost, server.name)
+
+    def _progress(self, mail):
+        if mail.id not in self.progress:
+            self.progress[mail.id] = new_progress(mail.smtp_routing_progress)
+        return self.progress[mail.id]
+
+    def _parts(self, mail):
+        """[(part key, recipients)] of the mail's SMTP messages still to send now, in Odoo's sending order."""
+        progress = self._progress(mail)
+        done = settled(progress) | self.refused_now.get(mail.id, set())  # refused in this run: not again in it
+        plain = len(split_addresses(mail.email_to or "")) + len(split_addresses(mail.email_cc or ""))
+        messages = [(TO_KEY, max(plain, 1))] if plain or not mail.recipient_ids else []
+        messages += [(part_key(partner), 1) for partner in mail.recipient_ids]
+        parts = []
+        for key, count in messages:
+            if key not in done:
+                parts.append((key, count))
+            parts += [(sub, 1) for sub in self._address_retries(progress, key) if sub not in done]
+        self.parts[mail.id] = parts
+        return parts
 
     @staticmethod
-    def _item(mail):
-        partners = len(mail.recipient_ids)
-        plain = len(split_addresses(mail.email_to or "")) + len(split_addresses(mail.email_cc or ""))
-        messages = partners + (1 if plain or not partners else 0)
+    def _address_retries(progress, key):
+        return [sub for sub in progress["retry"] if sub.startswith(f"{key}:")]
+
+    def _item(self, mail):
+        parts = self.parts[mail.id]
         size = len(mail.body_html or "") + sum(mail.attachment_ids.mapped("file_size"))
-        return limits_tool.Item(recipients=max(partners + plain, 1), size=size, messages=messages)
+        recipients = sum(count for _key, count in parts)
+        return limits_tool.Item(
+            recipients=recipients, size=size, messages=len(parts), parts=tuple(c for _k, c in parts)
+        )
+
+    def _part_cost(self, server, mail_id, key):
+        if not server or not server.smtp_routing_count_recipients:
+            return 1
+        return dict(self.parts.get(mail_id, [])).get(key, 1)
 
     # -- sending ------------------------------------------------------------------------------------------
     def _sender_env(self, alias_domain_id, email=None, validated_to=None):
@@ -389,27 +649,30 @@ class QueueRun:
             ) or alias_domain.bounce_email
         return IrMailServer.with_context(**context) if context else IrMailServer
 
-    def _send_batch(self, server, session, group, mail_ids):
-        """Send through one open session; returns the mails to try on the next server.
+    def _send_batch(self, server, session, group, grants, ledger):
+        """Send through one open session; returns (mails to try on the next server, mails with messages left).
 
         Mails go in chunks of ``COMMIT_EVERY``, each browsed on its own: a commit clears
         the ORM cache, and a chunk's prefetch set must not be the whole batch (re-reading
         mail.mail's inherited fields for every mail of the batch after each commit).
         """
-        position = 0
+        budgets = dict(grants)
+        mail_ids = [mail_id for mail_id, _parts in grants]
+        self._watch_refusals(session)
+        position, left = 0, []
         for chunk_ids in tools.split_every(COMMIT_EVERY, mail_ids):
-            retry_from = self._send_chunk(server, session, group, list(chunk_ids))
+            retry_from = self._send_chunk(server, session, group, list(chunk_ids), budgets, ledger, left)
             if retry_from is not None:
-                return list(mail_ids[position + retry_from :])
+                return list(mail_ids[position + retry_from :]), left
             position += len(chunk_ids)
             if self.auto_commit:
                 self._flush()
         if server and server.id in self.failing:
             self.State._smtp_routing_succeeded(server)
             self.failing.discard(server.id)
-        return []
+        return [], left
 
-    def _send_chunk(self, server, session, group, chunk_ids):
+    def _send_chunk(self, server, session, group, chunk_ids, budgets, ledger, left):
         """Send one chunk; returns the index from which the rest must go elsewhere, or None."""
         mails = self.Mail.browse(chunk_ids)
         with_unfollow = mails.filtered(lambda m: m.body_html and "/mail/unfollow" in m.body_html)
@@ -420,9 +683,16 @@ class QueueRun:
         )
         server_id = server.id if server else False
         for index, mail in enumerate(mails):
+            if not self._still_ours(mail.id):
+                self.unfinished.discard(mail.id)
+                continue
+            progress = self._progress(mail)
             try:
-                message_id, success_pids, failure_type = self._send_one(mail, server, session, group, follower_status)
+                message_id, messages_left, failure_type = self._send_one(
+                    mail, server, session, group, follower_status, budgets.get(mail.id), ledger
+                )
             except _RetryElsewhere as retry:
+                self.outcome.progress[mail.id] = progress
                 self.first_error = self.first_error or str(retry.error)
                 if server:
                     self.cooling[server.id] = self.State._smtp_routing_failed(server, retry.outcome.category)
@@ -432,15 +702,61 @@ class QueueRun:
                 raise
             except Exception as error:  # noqa: BLE001 - a permanent failure of this mail only
                 self._record_failure(mail, server, error)
+                continue
+            self.outcome.progress[mail.id] = progress
+            if messages_left:
+                left.append(mail.id)
+            elif any(entry.get("at") for entry in progress["retry"].values()):
+                self._wait_for_retry(mail, server)
             else:
-                if message_id:
-                    self.outcome.sent[mail.id] = (server_id, message_id, success_pids, failure_type)
-                else:  # no valid recipient at all: as stock Odoo, the type goes to notifications only
-                    reason = self.env._(
-                        "Error without exception. Probably due to sending an email without computed recipients."
-                    )
-                    self.outcome.failed[mail.id] = (server_id, reason, failure_type, success_pids, False)
+                self._settle(mail, server_id, message_id, failure_type)
         return None
+
+    def _settle(self, mail, server_id, message_id, failure_type):
+        """Every recipient message of the mail went, failed for good, or was invalid: its final state."""
+        progress = self._progress(mail)
+        pids = self._partners_served(progress)
+        if progress["failed"] and not progress["sent"]:
+            reason = next(iter(progress["failed"].values()))
+            self.first_error = self.first_error or reason
+            self.outcome.failed[mail.id] = (server_id, reason, "mail_email_invalid", pids, "mail_email_invalid")
+        elif progress["sent"] or progress["failed"]:
+            if progress["failed"] or progress["invalid"]:
+                failure_type = failure_type or "mail_email_invalid"
+            refused = [reason for key, reason in progress["failed"].items() if not key.startswith("p")]
+            if refused:  # addresses without a partner have no notification: say it on the mail
+                note = self.env._("Refused recipients: %(refused)s", refused="; ".join(refused))
+                self.explanations[mail.id] = f"{self.explanations.get(mail.id, '')}\n{note}".strip()
+            self.outcome.sent[mail.id] = (server_id, message_id or mail.message_id, pids, failure_type)
+        else:  # no valid recipient at all: as stock Odoo, the type goes to notifications only
+            reason = self.env._(
+                "Error without exception. Probably due to sending an email without computed recipients."
+            )
+            self.outcome.failed[mail.id] = (server_id, reason, failure_type, pids, False)
+
+    def _partners_served(self, progress):
+        """The partners whose message went (records, as Odoo's post-processing expects)."""
+        Partner = self.env["res.partner"]
+        return [Partner.browse(int(key[1:])) for key in progress["sent"] if key.startswith("p") and ":" not in key]
+
+    def _wait_for_retry(self, mail, server):
+        """Only recipients waiting for a retry are left: the mail waits for the first of them."""
+        progress = self._progress(mail)
+        self.outcome.progress[mail.id] = progress
+        entries = [entry for entry in progress["retry"].values() if entry.get("at")]
+        if not entries:
+            return self._settle(mail, server.id if server else False, None, None)
+        first = min(entries, key=lambda entry: entry["at"])
+        self.outcome.waiting[mail.id] = (
+            server.id if server else False,
+            fields.Datetime.to_datetime(first["at"]),
+            self.env._(
+                "%(count)s recipient message(s) refused for now, next try %(attempt)s: %(reason)s",
+                count=len(entries),
+                attempt=first["n"] + 1,
+                reason=first["reason"],
+            ),
+        )
 
     def _lock_notifications(self, mail):
         """Lock the mail's pending notifications before sending, as stock Odoo does: a bounce
@@ -453,60 +769,154 @@ class QueueRun:
             [mail.id],
         )
 
-    def _send_one(self, mail, server, session, group, follower_status):
+    def _max_retry_age(self):
+        return max(params.integer(self.env, "smtp_routing.max_retry_age_hours", MAX_RETRY_AGE_HOURS), 1)
+
+    def _refused(self, mail, progress, key, refusals, delivered):
+        """The server refused at RCPT some (``delivered``) or all addresses of the message ``key``.
+
+        A message to one address is deferred or failed as a whole; a message to several is then
+        tracked per address, so that the addresses that got it never get it twice."""
+        self.refused_now.setdefault(mail.id, set())
+        if not delivered and len(refusals) == 1 and ":" not in key:
+            self._recipient_refused(progress, key, refusals)
+            self.refused_now[mail.id].add(key)
+            return
+        if ":" not in key:
+            progress["sent" if delivered else "split"].append(key)
+            progress["retry"].pop(key, None)
+        for address, reply in refusals.items():
+            sub = key if ":" in key else address_key(key, address)
+            self._recipient_refused(progress, sub, {address: reply}, address=address)
+            self.refused_now[mail.id].add(sub)
+
+    def _recipient_refused(self, progress, key, refusals, address=None):
+        """A refusal at RCPT of this message's recipients: defer (4xx, with back-off) or fail (5xx) it alone."""
+        code, text = next(iter(refusals.values()))
+        reason = self._reason(classify_reply(code, text, "rcpt"))
+        if address:
+            reason = f"{address}: {reason}"
+        if not any(400 <= code < 500 for code, _text in refusals.values()):
+            progress["failed"][key] = reason
+            progress["retry"].pop(key, None)
+            return
+        entry = progress["retry"].get(key) or {"n": 0, "first": fields.Datetime.to_string(self.now)}
+        attempt = entry["n"] + 1
+        at = limits_tool.next_retry(
+            self.now, attempt, fields.Datetime.to_datetime(entry["first"]), self._max_retry_age()
+        )
+        if at is None:
+            progress["retry"].pop(key, None)
+            progress["failed"][key] = self.env._(
+                "%(reason)s (still refused after %(hours)s hours of retries; given up)",
+                reason=reason,
+                hours=self._max_retry_age(),
+            )
+            return
+        progress["retry"][key] = {**entry, "n": attempt, "at": fields.Datetime.to_string(at), "reason": reason}
+        if address:
+            progress["retry"][key]["address"] = address
+
+    def _send_one(self, mail, server, session, group, follower_status, budget, ledger):
+        """Send the mail's recipient messages not yet served (at most ``budget`` of them, None: all).
+
+        Returns (message id, whether messages are left for later, failure type)."""
         IrMailServer = self.env["ir.mail_server"]
+        progress = self._progress(mail)
+        done = settled(progress) | self.refused_now.get(mail.id, set())
         self._lock_notifications(mail)
         emails_from = tools.mail.email_split_and_format(mail.email_from)
         email_from = emails_from[0] if emails_from else mail.email_from
         email_list = mail._prepare_outgoing_list(
             mail_server=server or mail.mail_server_id, recipients_follower_status=follower_status
         )
-        message_id, success_pids, failure_type = None, [], None
+        message_id, failure_type, attempted, left = None, None, 0, False
         for email in email_list:
-            validated_to = email.pop("email_to_normalized", [])
-            sender = self._sender_env(group.alias_domain_id, email, validated_to)
-            msg = sender.build_email(
-                email_from=email_from,
-                email_to=email["email_to"],
-                subject=email["subject"],
-                body=email["body"],
-                body_alternative=email["body_alternative"],
-                email_cc=email["email_cc"],
-                reply_to=email["reply_to"],
-                attachments=email["attachments"],
-                message_id=email["message_id"],
-                references=email["references"],
-                object_id=email["object_id"],
-                subtype="html",
-                subtype_alternative="plain",
-                headers=email["headers"],
-            )
-            partner_id = email.pop("partner_id", None)
-            try:
-                message_id = sender.send_email(msg, mail_server_id=mail.mail_server_id.id, smtp_session=session)
-            except AssertionError as error:
-                if str(error) != IrMailServer.NO_VALID_RECIPIENT:
+            partner = email.pop("partner_id", None)
+            base = part_key(partner)
+            validated = email.pop("email_to_normalized", [])
+            sends = [] if base in done else [(base, None)]
+            sends += [
+                (sub, progress["retry"][sub].get("address"))
+                for sub in self._address_retries(progress, base)
+                if sub not in done
+            ]
+            for key, address in sends:
+                if budget is not None and attempted >= budget:
+                    left = True  # for the next window (or the next server)
+                    continue
+                attempted += 1
+                if address:  # only this address of the message, which the others already got
+                    email = {**email, "email_to": [address], "email_cc": []}
+                validated_to = [address] if address else validated
+                sender = self._sender_env(group.alias_domain_id, email, validated_to)
+                msg = sender.build_email(
+                    email_from=email_from,
+                    email_to=email["email_to"],
+                    subject=email["subject"],
+                    body=email["body"],
+                    body_alternative=email["body_alternative"],
+                    email_cc=email["email_cc"],
+                    reply_to=email["reply_to"],
+                    attachments=email["attachments"],
+                    message_id=email["message_id"],
+                    references=email["references"],
+                    object_id=email["object_id"],
+                    subtype="html",
+                    subtype_alternative="plain",
+                    headers=email["headers"],
+                )
+                self.partly_refused = {}
+                try:
+                    sent_id = sender.send_email(msg, mail_server_id=mail.mail_server_id.id, smtp_session=session)
+                except AssertionError as error:
+                    if str(error) != IrMailServer.NO_VALID_RECIPIENT:
+                        raise
+                    failure_type = (
+                        "mail_email_missing"
+                        if not email.get("email_to") and failure_type != "mail_email_invalid"
+                        else "mail_email_invalid"
+                    )
+                    progress["invalid"].append(key)
+                    continue
+                except (MemoryError, psycopg2.Error):
                     raise
-                failure_type = (
-                    "mail_email_missing"
-                    if not email.get("email_to") and failure_type != "mail_email_invalid"
-                    else "mail_email_invalid"
-                )
-                continue
-            except (MemoryError, psycopg2.Error):
-                raise
-            except Exception as error:
-                outcome = classify(error)
-                nothing_sent_yet = message_id is None
-                session_gone = isinstance(error, smtplib.SMTPServerDisconnected) or isinstance(
-                    getattr(error, "__context__", None), smtplib.SMTPServerDisconnected
-                )
-                if nothing_sent_yet and (outcome.failover or session_gone):
-                    raise _RetryElsewhere(error, outcome) from error
-                raise
-            if partner_id:
-                success_pids.append(partner_id)
-        return message_id, success_pids, failure_type
+                except Exception as error:
+                    refusals = refused_recipients(error)
+                    if refusals is not None:  # these recipients only; the session goes on
+                        self._refused(mail, progress, key, refusals, delivered=False)
+                        continue
+                    outcome = classify(error)
+                    session_gone = isinstance(error, smtplib.SMTPServerDisconnected) or isinstance(
+                        getattr(error, "__context__", None), smtplib.SMTPServerDisconnected
+                    )
+                    if outcome.failover or session_gone:
+                        raise _RetryElsewhere(error, outcome) from error
+                    raise
+                message_id = sent_id
+                ledger.used[mail.id] = ledger.used.get(mail.id, 0) + self._part_cost(server, mail.id, key)
+                if self.partly_refused:  # accepted for some addresses only (stock Odoo forgets the others)
+                    self._refused(mail, progress, key, self.partly_refused, delivered=True)
+                else:
+                    progress["sent"].append(key)
+                    progress["retry"].pop(key, None)
+        return message_id, left, failure_type
+
+    def _watch_refusals(self, session):
+        """Keep what the server refused of a message it accepted for other addresses (smtplib returns it;
+        Odoo's send_email drops it)."""
+        smtp = getattr(session, "__obj__", None)
+        if smtp is None or getattr(smtp, "smtp_routing_watched", False):
+            return
+        original = smtp.send_message
+
+        def send_message(*args, **kwargs):
+            refused = original(*args, **kwargs)
+            self.partly_refused = dict(refused or {})
+            return refused
+
+        smtp.send_message = send_message
+        smtp.smtp_routing_watched = True
 
     # -- results ---------------------------------------------------------------------------------------------
     def _reason(self, outcome):
@@ -533,22 +943,94 @@ class QueueRun:
                 reason, failure_type = tools.exception_to_unicode(error), "unknown"  # as stock Odoo words it
             else:
                 reason, failure_type = self._reason(outcome), FAILURE_TYPES.get(outcome.category, "mail_smtp")
-        self.first_error = self.first_error or reason
         _logger.info("smtp_routing: mail %s failed: %s", mail.id, reason)
-        self.outcome.failed[mail.id] = (server.id if server else False, reason, failure_type, [], failure_type)
+        self._fail_mail(mail.id, server, reason, failure_type)
 
-    def _fail_all(self, mail_ids, server, reason, failure_type):
-        for mail_id in mail_ids:
-            self.outcome.failed[mail_id] = (server.id if server else False, reason, failure_type, [], failure_type)
+    def _fail_mail(self, mail_id, server, reason, failure_type):
+        """The mail fails; recipient messages that already went keep their success."""
+        progress = self.progress.get(mail_id) or new_progress()
+        pids = self._partners_served(progress)
+        self.outcome.failed[mail_id] = (server.id if server else False, reason, failure_type, pids, failure_type)
+        if mail_id in self.progress:
+            self.outcome.progress[mail_id] = progress
         self.first_error = self.first_error or reason
+
+    def _guarded(self, what, function, *args, **kwargs):
+        """Post-processing of some mails in a savepoint: its failure never undoes the others' (already sent)."""
+        for model in ("mail.mail", "mail.notification", "mail.message"):  # the sent states stay, whatever comes
+            self.env[model].flush_model()
+        try:
+            with self.env.cr.savepoint(flush=False):  # flushing everything would flush others' pending writes
+                function(*args, **kwargs)
+                for model in ("mail.mail", "mail.notification", "mail.message"):
+                    self.env[model].flush_model()
+            return True
+        except (MemoryError, pg_errors.SerializationFailure):
+            raise
+        except Exception:  # noqa: BLE001 - logged; the mails are sent and stay so
+            self.env.invalidate_all(flush=False)  # what the failed post-processing left in the cache
+            _logger.warning("smtp_routing: post-processing failed for %s", what, exc_info=True)
+            return False
+
+    def _postprocess(self, mails, **kwargs):
+        if self._guarded(mails, mails._postprocess_sent_message, **kwargs) or len(mails) == 1:
+            return
+        for mail in mails:  # one mail broke it: post-process the others one by one
+            self._guarded(mail, mail._postprocess_sent_message, **kwargs)
+
+    def _partner_notifications(self, mail_ids):
+        """[(progress, email notifications)] of mails with recipient results (found before any auto-delete)."""
+        Notification = self.env["mail.notification"].sudo()
+        found = []
+        for mail_id in mail_ids:
+            progress = self.progress.get(mail_id)
+            if progress and (progress["sent"] or progress["failed"]):
+                notifications = Notification.search(
+                    [("mail_mail_id", "=", mail_id), ("notification_type", "=", "email")]
+                )
+                if notifications:
+                    found.append((progress, notifications))
+        return found
+
+    def _recipient_notifications(self, found):
+        """Show each partner's own result in the chatter: sent, failed (with its reason), or still waiting."""
+        for progress, notifications in found:
+            notifications = notifications.exists()
+            by_partner = {f"p{n.res_partner_id.id}": n for n in notifications}
+            changed = False
+            for key in progress["sent"]:
+                notification = by_partner.get(key)
+                if notification and notification.notification_status not in ("sent", "canceled"):
+                    notification.write({"notification_status": "sent", "failure_type": False, "failure_reason": False})
+                    changed = True
+            for key, reason in progress["failed"].items():
+                notification = by_partner.get(key)
+                if notification and (
+                    notification.notification_status != "exception" or notification.failure_reason != reason
+                ):
+                    notification.write(
+                        {
+                            "notification_status": "exception",
+                            "failure_type": "mail_email_invalid",
+                            "failure_reason": reason,
+                        }
+                    )
+                    changed = True
+            if changed:
+                notifications.mail_message_id.filtered(
+                    lambda m: m.is_thread_message()
+                )._notify_message_notification_update()
 
     def _flush(self):
         """Write the states gathered since the last flush, post-process, and commit (queue mode)."""
-        sent, failed = self.outcome.sent, self.outcome.failed
+        outcome = self.outcome
+        sent, failed = outcome.sent, outcome.failed
         self.outcome = Outcome()
         Mail = self.Mail
         done_ids = []
         names = {server.id: server.name for server in self._all_servers()}
+        for mail_id, progress in outcome.progress.items():
+            Mail.browse(mail_id).smtp_routing_progress = progress
         by_server = defaultdict(list)
         for mail_id, (server_id, _message_id, _pids, _ftype) in sent.items():
             by_server[(server_id, self.explanations.get(mail_id, ""))].append(mail_id)
@@ -559,6 +1041,7 @@ class QueueRun:
                     "state": "sent",
                     "failure_reason": False,
                     "smtp_routing_lease_until": False,
+                    "smtp_routing_lease_pid": False,
                     "smtp_routing_server_id": server_id,
                     "smtp_routing_deferred_reason": False,
                     "smtp_routing_explanation": f"{explanation}\n{through}".strip(),
@@ -569,12 +1052,17 @@ class QueueRun:
             mail = Mail.browse(mail_id)
             if message_id and mail.message_id != message_id:
                 mail.message_id = message_id
+        self._write_waiting(outcome.waiting)
+        partial = [mail_id for mail_id in outcome.progress if mail_id not in sent and mail_id not in failed]
+        self._recipient_notifications(self._partner_notifications(partial))
         by_failure_type = defaultdict(lambda: (Mail, []))
         for mail_id, (_server_id, _message_id, pids, failure_type) in sent.items():
             mails, all_pids = by_failure_type[failure_type]
             by_failure_type[failure_type] = (mails | Mail.browse(mail_id), all_pids + pids)
         for failure_type, (mails, pids) in by_failure_type.items():
-            mails._postprocess_sent_message(success_pids=pids, failure_type=failure_type)
+            found = self._partner_notifications(mails.ids)  # before an auto-delete
+            self._postprocess(mails, success_pids=pids, failure_type=failure_type)
+            self._recipient_notifications(found)  # each failed partner's own reason
         for mail_id, (server_id, reason, failure_type, pids, mail_failure_type) in failed.items():
             mail = Mail.browse(mail_id)
             mail.write(
@@ -583,29 +1071,83 @@ class QueueRun:
                     "failure_reason": reason,
                     "failure_type": mail_failure_type,
                     "smtp_routing_lease_until": False,
+                    "smtp_routing_lease_pid": False,
                     "smtp_routing_server_id": server_id,
                     "smtp_routing_explanation": self.explanations.get(mail_id, False),
                 }
             )
             notification_reason = reason if mail_failure_type else False
-            mail._postprocess_sent_message(
-                success_pids=pids, failure_reason=notification_reason, failure_type=failure_type
-            )
+            found = self._partner_notifications([mail_id])
+            self._postprocess(mail, success_pids=pids, failure_reason=notification_reason, failure_type=failure_type)
+            self._recipient_notifications(found)
             done_ids.append(mail_id)
         self.env["smtp_routing.delivery.log"]._smtp_routing_flush()
+        self.unfinished -= set(sent) | set(failed) | set(outcome.waiting)  # their state is written: not ours to hold
         if self.auto_commit:
             if self.post_send_callback and done_ids:
                 self.post_send_callback(done_ids)
             self.env.cr.commit()
 
+    def _write_waiting(self, waiting):
+        """Mails whose remaining recipients wait for their retry: when, and why."""
+        if not waiting:
+            return
+        for mail_id, (server_id, slot, reason) in waiting.items():
+            deferred = self.env._(
+                "Deferred to %(slot)s UTC: %(reason)s", slot=fields.Datetime.to_string(slot), reason=reason
+            )
+            self.Mail.browse(mail_id).write(
+                {
+                    "scheduled_date": slot,
+                    "smtp_routing_lease_until": False,
+                    "smtp_routing_lease_pid": False,
+                    "smtp_routing_server_id": server_id,
+                    "smtp_routing_deferred_reason": deferred,
+                    "smtp_routing_explanation": f"{self.explanations.get(mail_id, '')}\n{deferred}".strip(),
+                }
+            )
+        self._wake_cron(min(slot for _server_id, slot, _reason in waiting.values()))
+
+    def _stalled(self, mail_ids, reason):
+        """Mails no server could take because of failures: fail those stalled longer than the maximum
+        retry age, with the last reason; return the others (their stall is recorded from its start)."""
+        hours = self._max_retry_age()
+        keep = []
+        for mail in self.Mail.browse(mail_ids):
+            progress = self._progress(mail)
+            since = progress.setdefault("stalled_since", fields.Datetime.to_string(self.now))
+            self.outcome.progress[mail.id] = progress
+            if self.now - fields.Datetime.to_datetime(since) >= timedelta(hours=hours):
+                self._fail_mail(
+                    mail.id,
+                    False,
+                    self.env._(
+                        "%(reason)s (no server could take it for %(hours)s hours; given up)", reason=reason, hours=hours
+                    ),
+                    "mail_smtp",
+                )
+            else:
+                keep.append(mail.id)
+        return keep
+
     def _defer(self, mail_ids, group, blocked):
-        now = fields.Datetime.now()
+        now = self.now
         if blocked:
-            slot, reason = min(blocked, key=lambda entry: entry[0])
+            slot, reason, _kind = min(blocked, key=lambda entry: entry[0])
             slot = max(slot, now + timedelta(seconds=1))
         else:
             slot, reason = now + timedelta(seconds=60), self.env._("no server could take it")
+        if not any(kind == "limit" for _slot, _reason, kind in blocked):
+            mail_ids = self._stalled(mail_ids, reason)  # only failures stand in the way: up to the maximum age
         planned = next((server for server in group.candidates if server), None)
+        if not mail_ids:
+            return
+        for mail_id in mail_ids:
+            self.unfinished.discard(mail_id)
+            if mail_id in self.progress:
+                if any(kind == "limit" for _slot, _reason, kind in blocked):
+                    self.progress[mail_id].pop("stalled_since", None)
+                self.outcome.progress[mail_id] = self.progress[mail_id]
         deferred = self.env._(
             "Deferred to %(slot)s UTC: %(reason)s", slot=fields.Datetime.to_string(slot), reason=reason
         )
@@ -613,13 +1155,12 @@ class QueueRun:
             {
                 "scheduled_date": slot,
                 "smtp_routing_lease_until": False,
+                "smtp_routing_lease_pid": False,
                 "smtp_routing_server_id": planned.id if planned else False,
                 "smtp_routing_deferred_reason": deferred,
                 "smtp_routing_explanation": f"{group.explanation}\n{deferred}".strip(),
             }
         )
-        cron = self.env.ref("mail.ir_cron_mail_scheduler_action", raise_if_not_found=False)
-        if cron:
-            cron.sudo()._trigger(at=slot)
+        self._wake_cron(slot)
         if not modules.module.current_test:
             _logger.info("smtp_routing: deferred %s mail(s) to %s: %s", len(mail_ids), slot, reason)

@@ -5,8 +5,12 @@ Each change happens in a short transaction of its own that locks the server's
 row (``SELECT ... FOR UPDATE``), computes with ``tools.limits`` and commits at
 once: a reservation is visible to every other worker before the first message
 goes out, and it stays counted even if the sending transaction later rolls
-back (the mail went out; the provider counted it). Under Odoo's test runner,
-where commits are forbidden, the same statements run in the test's cursor.
+back (the mail went out; the provider counted it); what was reserved and not
+sent is given back (:meth:`_smtp_routing_release`). Windows and cooldowns are
+computed on PostgreSQL's clock (:func:`db_now`), never on a worker's own, so
+workers on machines whose clocks differ share the same hour and day. Under
+Odoo's test runner, where commits are forbidden, the same statements run in
+the test's cursor.
 """
 
 import contextlib
@@ -20,6 +24,15 @@ from ..tools import limits as limits_tool
 
 STATE_FIELDS = tuple(asdict(limits_tool.State()).keys())
 _DEFAULTS = asdict(limits_tool.State())
+MIN_COOLDOWN_SECONDS = 5  # a cooldown of 0 would wake the queue every second: a retry storm
+# PostgreSQL's clock, in UTC without time zone as Odoo stores datetimes (clock_timestamp: not the transaction start).
+DB_NOW_SQL = "date_trunc('second', clock_timestamp() AT TIME ZONE 'UTC')"
+
+
+def db_now(cr):
+    """The database server's current time (UTC, naive, whole seconds): the one clock every worker shares."""
+    cr.execute(f"SELECT {DB_NOW_SQL}")  # noqa: S608 - a constant expression
+    return cr.fetchone()[0]
 
 
 def state_from_row(row):
@@ -96,12 +109,22 @@ class SmtpRoutingServerState(models.Model):
         limits = server._smtp_routing_limits()
         if not limits.any:
             return limits_tool.Reservation(len(items), limits_tool.State(), None, None)
-        now = fields.Datetime.now()
         with self._smtp_routing_cursor() as env:
             row = self._smtp_routing_lock(env, server.id)
-            reservation = limits_tool.reserve(limits, state_from_row(row), now, items)
+            reservation = limits_tool.reserve(limits, state_from_row(row), db_now(env.cr), items)
             self._smtp_routing_write(env, server.id, asdict(reservation.state))
         return reservation
+
+    @api.model
+    def _smtp_routing_release(self, server, reserved, cost, mails=0, size=0):
+        """Give back what a reservation (its resulting state ``reserved``) counted and was not sent."""
+        limits = server._smtp_routing_limits()
+        if not limits.any or (cost <= 0 and mails <= 0):
+            return
+        with self._smtp_routing_cursor() as env:
+            row = self._smtp_routing_lock(env, server.id)
+            state = limits_tool.release(limits, state_from_row(row), reserved, cost, mails, size)
+            self._smtp_routing_write(env, server.id, asdict(state))
 
     @api.model
     def _smtp_routing_finish_batch(self, server):
@@ -110,7 +133,7 @@ class SmtpRoutingServerState(models.Model):
             return
         with self._smtp_routing_cursor() as env:
             row = self._smtp_routing_lock(env, server.id)
-            state = limits_tool.finish_batch(limits, state_from_row(row), fields.Datetime.now())
+            state = limits_tool.finish_batch(limits, state_from_row(row), db_now(env.cr))
             self._smtp_routing_write(env, server.id, {"flood_last": state.flood_last})
 
     # -- health -------------------------------------------------------------------------------
@@ -120,12 +143,12 @@ class SmtpRoutingServerState(models.Model):
         if not servers:
             return {}, set()
         self.flush_model()
+        now = db_now(self.env.cr)
         self.env.cr.execute(
             "SELECT server_id, cooldown_until, failures FROM smtp_routing_server_state "
             "WHERE server_id IN %s AND (cooldown_until IS NOT NULL OR failures > 0)",
             [tuple(servers.ids)],
         )
-        now = fields.Datetime.now()
         cooling, failing = {}, set()
         for server_id, until, _failures in self.env.cr.fetchall():
             failing.add(server_id)
@@ -135,9 +158,12 @@ class SmtpRoutingServerState(models.Model):
 
     @api.model
     def _smtp_routing_failed(self, server, category):
-        """Start (or extend) a server's cooldown after a failure that another server may not have."""
-        until = fields.Datetime.now() + timedelta(seconds=max(server.smtp_routing_cooldown_seconds, 0))
+        """Start (or extend) a server's cooldown after a failure that another server may not have.
+
+        At least ``MIN_COOLDOWN_SECONDS``, whatever the server's setting."""
+        seconds = max(server.smtp_routing_cooldown_seconds, MIN_COOLDOWN_SECONDS)
         with self._smtp_routing_cursor() as env:
+            until = db_now(env.cr) + timedelta(seconds=seconds)
             self._smtp_routing_lock(env, server.id)
             env.cr.execute(
                 "UPDATE smtp_routing_server_state SET cooldown_until = %s, failures = failures + 1, "

@@ -163,6 +163,22 @@ class TestQueue(LiveSmtpCase):
         self.assertEqual(mail.scheduled_date, min(ends))
         self.assertIn("cooling down", mail.smtp_routing_deferred_reason)
 
+    def test_mail_no_server_could_take_fails_after_the_maximum_age(self):
+        self.mail_server.smtp_port = closed_port()
+        self.backup.smtp_port = closed_port()
+        mail = self.create_mail()
+        mail.send()
+        self.assertEqual(mail.state, "outgoing")
+        self.assertTrue(mail.smtp_routing_progress.get("stalled_since"), "the stall is recorded from its start")
+        long_ago = fields.Datetime.to_string(fields.Datetime.now() - timedelta(hours=73))
+        mail.smtp_routing_progress = {**mail.smtp_routing_progress, "stalled_since": long_ago}
+        self.env["smtp_routing.server.state"].search([]).write({"cooldown_until": False})
+        mail.scheduled_date = False
+        mail.send()
+        self.assertEqual(mail.state, "exception")
+        self.assertIn("cooling down", mail.failure_reason)
+        self.assertIn("72 hours", mail.failure_reason)
+
     def test_unexpected_error_keeps_stock_wording(self):
         IrMailServer = type(self.env["ir.mail_server"])
 
@@ -187,6 +203,211 @@ class TestQueue(LiveSmtpCase):
         claimed.send()
         self.assertEqual(claimed.state, "sent")
         self.assertFalse(claimed.smtp_routing_lease_until)
+
+    # -- issue 14: recipients, windows, retries, claims, exact limits -----------------------------------
+    def _partners(self, count, prefix="partner"):
+        return self.env["res.partner"].create(
+            [{"name": f"{prefix} {i}", "email": f"{prefix}{i}@example.com"} for i in range(count)]
+        )
+
+    def _post(self, partners):
+        """A chatter message to ``partners``: one mail.mail with a notification per partner."""
+        record = self.env["res.partner"].create({"name": "Document"})
+        message = record.with_context(mail_notify_force_send=False).message_post(
+            body="<p>Hello</p>",
+            partner_ids=partners.ids,
+            message_type="comment",
+            subtype_xmlid="mail.mt_comment",
+            mail_auto_delete=False,
+        )
+        mail = self.env["mail.mail"].search([("mail_message_id", "=", message.id)])
+        self.assertEqual(len(mail), 1)
+        return message, mail
+
+    def test_greylisted_recipient_defers_only_that_mail_and_never_cools_the_server(self):
+        self.smtpd.add_fault("RCPT", reply="450 4.2.0 Greylisted, try again later", match="grey@")
+        mails = self._mails(4) | self.create_mail(email_to="grey@example.com", subject="Grey")
+        grey = mails[-1]
+        before = fields.Datetime.now()
+        mails.send()
+        self.assertEqual(mails.mapped("state"), ["sent"] * 4 + ["outgoing"])
+        self.assertEqual(len(self.smtpd.messages), 4)
+        self.assertEqual(self.backup_smtpd.connections, 0, "a greylisted recipient is not a reason to fail over")
+        self.assertNotEqual(self.mail_server.smtp_routing_health, "cooling")
+        self.assertFalse(self._state(self.mail_server).cooldown_until)
+        # retried with back-off (5 minutes first), and the mail says when and why
+        self.assertGreaterEqual(grey.scheduled_date, before + timedelta(minutes=5))
+        self.assertLessEqual(grey.scheduled_date, fields.Datetime.now() + timedelta(minutes=5, seconds=1))
+        self.assertIn("450", grey.smtp_routing_deferred_reason)
+        self.assertIn(fields.Datetime.to_string(grey.scheduled_date), grey.smtp_routing_deferred_reason)
+        self.assertTrue(self._triggers_at(grey.scheduled_date))
+        # next try: greylisting passed; nothing else is sent again
+        self.smtpd.clear_faults()
+        grey.scheduled_date = fields.Datetime.now() - timedelta(seconds=1)
+        self.env["mail.mail"].process_email_queue()
+        self.assertEqual(grey.state, "sent")
+        self.assertEqual(
+            sorted(self.smtpd.recipients), sorted([f"client{i}@example.com" for i in range(4)] + ["grey@example.com"])
+        )
+
+    def test_one_address_of_a_message_refused_for_now_is_retried_alone(self):
+        """One SMTP message to several addresses: the server takes some and refuses one (RCPT 4xx/5xx)."""
+        self.backup.active = False
+        self.smtpd.add_fault("RCPT", reply="450 4.2.0 Greylisted", match="grey@", times=1)
+        self.smtpd.add_fault("RCPT", reply="550 5.1.1 No such user", match="ghost@")
+        mail = self.create_mail(email_to="ok@example.com, grey@example.com, ghost@example.com")
+        mail.send()
+        self.assertEqual(self.smtpd.recipients, ["ok@example.com"])
+        self.assertEqual(mail.state, "outgoing", "grey@ waits for its retry: not lost")
+        self.assertIn("450", mail.smtp_routing_deferred_reason)
+        mail.scheduled_date = fields.Datetime.now() - timedelta(seconds=1)
+        mail.send()
+        self.assertEqual(self.smtpd.recipients, ["ok@example.com", "grey@example.com"], "ok@ is not sent twice")
+        self.assertEqual(mail.state, "sent")
+        self.assertIn("ghost@example.com", mail.smtp_routing_progress["failed"].get("to:ghost@example.com", "x"))
+
+    def test_recipient_results_per_partner_show_on_notifications(self):
+        self.backup.active = False
+        partners = self._partners(3)
+        self.smtpd.add_fault("RCPT", reply="550 5.1.1 No such user here", match="partner1@")
+        self.smtpd.add_fault("RCPT", reply="451 4.7.1 Greylisted", match="partner2@", times=1)
+        message, mail = self._post(partners)
+        mail.send()
+        notifications = {n.res_partner_id: n for n in message.notification_ids}
+        self.assertEqual(notifications[partners[0]].notification_status, "sent")
+        self.assertEqual(notifications[partners[1]].notification_status, "exception")
+        self.assertIn("No such user", notifications[partners[1]].failure_reason)
+        self.assertEqual(notifications[partners[1]].failure_type, "mail_email_invalid")
+        self.assertEqual(notifications[partners[2]].notification_status, "ready", "waits for its retry")
+        self.assertEqual(mail.state, "outgoing")
+        self.assertIn("451", mail.smtp_routing_deferred_reason)
+        self.assertNotEqual(self.mail_server.smtp_routing_health, "cooling")
+        # the retry sends only the deferred partner's message
+        mail.scheduled_date = fields.Datetime.now() - timedelta(seconds=1)
+        mail.send()
+        self.assertEqual(mail.state, "sent")
+        self.assertEqual(sorted(self.smtpd.recipients), ["partner0@example.com", "partner2@example.com"])
+        self.assertEqual(notifications[partners[2]].notification_status, "sent")
+        self.assertEqual(notifications[partners[1]].notification_status, "exception")
+
+    def test_retry_gives_up_after_the_maximum_age_with_the_last_reason(self):
+        self.env["ir.config_parameter"].set_param("smtp_routing.max_retry_age_hours", "72")
+        self.smtpd.add_fault("RCPT", reply="450 4.2.0 Still greylisted", match="grey@")
+        grey = self.create_mail(email_to="grey@example.com")
+        grey.send()
+        self.assertEqual(grey.state, "outgoing")
+        progress = dict(grey.smtp_routing_progress)
+        first = fields.Datetime.to_string(fields.Datetime.now() - timedelta(hours=73))
+        progress["retry"] = {key: {**value, "first": first} for key, value in progress["retry"].items()}
+        grey.write({"smtp_routing_progress": progress, "scheduled_date": fields.Datetime.now() - timedelta(seconds=1)})
+        grey.send()
+        self.assertEqual(grey.state, "exception")
+        self.assertIn("Still greylisted", grey.failure_reason)
+        self.assertIn("72", grey.failure_reason)
+
+    def test_mail_larger_than_a_window_is_split_and_does_not_hold_back_others(self):
+        self.backup.active = False
+        self.mail_server.smtp_routing_hourly_max = 10
+        partners = self._partners(11)
+        big = self.create_mail(email_to=False, recipient_ids=[(6, 0, partners.ids)], subject="Big")
+        small = self.create_mail(subject="Small")
+        (big | small).send()
+        self.assertEqual(len(self.smtpd.messages), 10, "ten partner messages in this hour")
+        self.assertEqual((big.state, small.state), ("outgoing", "outgoing"))
+        next_hour = self._state(self.mail_server).hour_start + timedelta(hours=1)
+        self.assertEqual(big.scheduled_date, next_hour)
+        # the next hour: the last partner message and the small mail, none twice
+        state = self._state(self.mail_server)
+        state.hour_start = state.hour_start - timedelta(hours=1)
+        (big | small).scheduled_date = fields.Datetime.now() - timedelta(seconds=1)
+        self.env["mail.mail"].process_email_queue()
+        self.assertEqual((big.state, small.state), ("sent", "sent"))
+        self.assertEqual(sorted(self.smtpd.recipients), sorted(partners.mapped("email") + ["bob@example.com"]))
+
+    def test_mail_that_can_never_fit_fails_at_once_naming_the_limit(self):
+        self.backup.active = False
+        self.mail_server.write({"smtp_routing_daily_max": 2, "smtp_routing_count_recipients": True})
+        huge = self.create_mail(email_to="a@example.com, b@example.com, c@example.com", subject="Huge")
+        small = self.create_mail(subject="Small")
+        (huge | small).send()
+        self.assertEqual((huge.state, small.state), ("exception", "sent"))
+        self.assertIn("daily", huge.failure_reason)
+        self.assertIn("3", huge.failure_reason)
+        self.assertIn("1 too many", huge.failure_reason)
+
+    def test_configuration_error_fails_fast_and_does_not_cool_the_server(self):
+        self.backup.active = False
+        self.env["ir.config_parameter"].set_param("smtp_routing.tls_ca_file", "/nonexistent/ca.pem")
+        self.mail_server.smtp_encryption = "starttls"
+        mail = self.create_mail()
+        mail.send()
+        self.assertEqual(mail.state, "exception")
+        self.assertIn("Configuration error", mail.failure_reason)
+        self.assertIn("smtp_routing.tls_ca_file", mail.failure_reason)
+        self.assertFalse(self._state(self.mail_server).cooldown_until)
+        # an archived server named on the mail: fail with what to do, not defer forever
+        self.env["ir.config_parameter"].set_param("smtp_routing.tls_ca_file", self.tls_cert.cert_path)
+        self.mail_server.smtp_encryption = "none"
+        self.mail_server.active = False
+        mail = self.create_mail(mail_server_id=self.mail_server.id)
+        mail.send()
+        self.assertEqual(mail.state, "exception")
+        self.assertIn("archived", mail.failure_reason)
+        self.assertFalse(self._state(self.mail_server).cooldown_until)
+
+    def test_cooldown_of_zero_still_waits_a_few_seconds(self):
+        self.mail_server.write({"smtp_port": closed_port(), "smtp_routing_cooldown_seconds": 0})
+        self.backup.active = False
+        mail = self.create_mail()
+        before = fields.Datetime.now()
+        mail.send()
+        self.assertEqual(mail.state, "outgoing")
+        self.assertGreaterEqual(mail.scheduled_date, before + timedelta(seconds=5))
+
+    def test_failure_while_post_processing_one_mail_keeps_the_others(self):
+        Mail = type(self.env["mail.mail"])
+        original = Mail._postprocess_sent_message
+        mails = self._mails(3)
+        broken = mails[1]
+
+        def postprocess(records, *args, **kwargs):
+            if broken in records:
+                raise ValueError("post-processing broke")
+            return original(records, *args, **kwargs)
+
+        with patch.object(Mail, "_postprocess_sent_message", postprocess):
+            mails.send()
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertEqual(len(self.smtpd.messages), 3)
+
+    def test_claim_of_a_dead_worker_is_taken_at_once(self):
+        dead, alive = self._mails(2)
+        in_ten_minutes = fields.Datetime.now() + timedelta(minutes=10)
+        self.env.cr.execute("SELECT pg_backend_pid()")
+        own_pid = self.env.cr.fetchone()[0]
+        dead.write({"smtp_routing_lease_until": in_ten_minutes, "smtp_routing_lease_pid": 2**31 - 1})
+        alive.write({"smtp_routing_lease_until": in_ten_minutes, "smtp_routing_lease_pid": own_pid})
+        (dead | alive).send()
+        self.assertEqual((dead.state, alive.state), ("sent", "outgoing"), "a gone backend holds nothing")
+        self.assertTrue(self._triggers_at(in_ten_minutes), "the cron is woken when the live claim ends")
+
+    def test_reservation_is_given_back_on_fail_over(self):
+        self.mail_server.smtp_routing_daily_max = 100
+        self.smtpd.add_fault("MAIL", reply="421 4.7.0 Try again later, closing")
+        mails = self._mails(5)
+        mails.send()
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertEqual(self._state(self.mail_server).day_count, 0, "nothing went through the primary")
+
+    def test_windows_follow_the_database_clock(self):
+        self.backup.active = False
+        self.mail_server.smtp_routing_hourly_max = 5
+        self.env.cr.execute("SELECT date_trunc('hour', clock_timestamp() AT TIME ZONE 'UTC')")
+        db_hour = self.env.cr.fetchone()[0]
+        wrong = fields.Datetime.now() + timedelta(hours=3)
+        with patch.object(fields.Datetime, "now", lambda *a: wrong):
+            self.create_mail().send()
+        self.assertEqual(self._state(self.mail_server).hour_start, db_hour)
 
     # -- what the server shows ----------------------------------------------------------------------------
     def test_server_shows_quota_next_slot_and_eta(self):

@@ -64,3 +64,33 @@ class TestTestEmail(LiveSmtpCase):
         wizard.action_send()
         self.assertEqual((wizard.state, wizard.result_category), ("failed", "recipient_rejected"))
         self.assertEqual(wizard.result_reply, "5.1.1 No such mailbox")
+
+    # -- issue 14: test emails are mail too ------------------------------------------------------------
+    def test_test_emails_count_against_the_server_limits(self):
+        self.mail_server.smtp_routing_hourly_max = 1
+        self._wizard(email_to="first@example.com").action_send()
+        state = self.env["smtp_routing.server.state"].search([("server_id", "=", self.mail_server.id)])
+        self.assertEqual(state.hour_count, 1, "the test email used the hour's only slot")
+        with self.assertRaisesRegex(UserError, "hourly"):
+            self._wizard(email_to="second@example.com").action_send()
+        self.assertEqual(len(self.smtpd.messages), 1)
+
+    def test_failed_test_email_gives_its_slot_back(self):
+        self.mail_server.write({"smtp_routing_hourly_max": 1, "smtp_pass": "wrong"})
+        self._wizard(email_to="x@example.com").action_send()
+        state = self.env["smtp_routing.server.state"].search([("server_id", "=", self.mail_server.id)])
+        self.assertEqual(state.hour_count, 0)
+
+    def test_archived_server_is_refused(self):
+        self.mail_server.active = False
+        with self.assertRaisesRegex(UserError, "archived"):
+            self._wizard(email_to="x@example.com").action_send()
+        self.assertEqual(self.smtpd.connections, 0)
+
+    def test_test_emails_are_rate_limited_per_user(self):
+        self.env["ir.config_parameter"].set_param("smtp_routing.test_email_hourly_max", "2")
+        for index in range(2):
+            self._wizard(email_to=f"t{index}@example.com").action_send()
+        with self.assertRaisesRegex(UserError, "2 test emails"):
+            self._wizard(email_to="t3@example.com").action_send()
+        self.assertEqual(len(self.smtpd.messages), 2)

@@ -22,6 +22,15 @@ batch      at most ``batch_max_count`` mails and ``batch_max_bytes`` per run,
 Each mail costs its number of SMTP messages (Odoo sends one per partner
 recipient); with ``count_recipients`` it costs its number of recipients, as
 Google and Microsoft count.
+
+A mail that costs more than a whole window allows never waits for a window it
+cannot fit: when it is made of several SMTP messages (``Item.parts``) it is
+split, as many messages going now as fit and the rest in the next windows;
+when it cannot be split it is refused at once (:class:`Refusal`, naming the
+limit and by how much), and the mails after it go on.
+
+Retries after a temporary refusal back off (:func:`retry_delay`: 5 min,
+15 min, 1 h, then every 4 h) until a maximum age (:func:`next_retry`).
 """
 
 import itertools
@@ -71,22 +80,51 @@ class State:
 
 @dataclass(frozen=True)
 class Item:
-    """One mail waiting to go: its SMTP messages (one per recipient group), recipients and bytes."""
+    """One mail waiting to go: its SMTP messages (one per recipient group), recipients and bytes.
+
+    ``parts`` lists the recipients of each SMTP message still to send, in sending
+    order; a mail with several parts may be split across windows. Without parts
+    the mail is one indivisible unit.
+    """
 
     recipients: int = 1
     size: int = 0
     messages: int = 1
+    parts: tuple = ()
+
+    def part_costs(self, limits):
+        if not self.parts:
+            return (self.cost(limits),)
+        return tuple(max(part, 1) if limits.count_recipients else 1 for part in self.parts)
 
     def cost(self, limits):
+        if self.parts:
+            return sum(self.part_costs(limits))
         return max(self.recipients if limits.count_recipients else self.messages, 1)
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """An item that can never fit: ``cost`` (of the whole, or of its largest message) over ``cap`` of ``limit``."""
+
+    index: int
+    limit: str
+    cap: int
+    cost: int
+
+    @property
+    def excess(self):
+        return self.cost - self.cap
+
+
+@dataclass(frozen=True)
 class Reservation:
-    allowed: int  # how many items, from the head of the list, may be sent now
+    allowed: int  # how many items were granted whole
     state: State  # the state once they are counted
     next_slot: datetime | None  # when the first item that did not fit may go (None: all fit)
     blocked_by: str | None  # the limit that stopped the next item: throttle, flood, hourly, daily, batch
+    grants: tuple = ()  # (index, parts): items that may go now, whole (parts None) or their first ``parts`` messages
+    refused: tuple = ()  # Refusal: items that can never fit, to fail at once
 
 
 def _hour(now):
@@ -148,32 +186,107 @@ def _count(limits, state, now, cost, size):
     )
 
 
+def _never_fits(limits, cost):
+    """(limit, cap) of the first window that can never hold ``cost``, else None."""
+    windows = (
+        ("throttle", limits.throttle_max if limits.throttle_seconds else 0),
+        ("flood", limits.flood_max if limits.flood_pause else 0),
+        ("hourly", limits.hourly_max),
+        ("daily", limits.daily_max),
+    )
+    return next(((name, cap) for name, cap in windows if cap and cost > cap), None)
+
+
 def too_big(limits, item):
     """True when an item can never fit (costs more than a whole window allows)."""
-    cost = item.cost(limits)
-    caps = [limits.throttle_max, limits.flood_max, limits.hourly_max, limits.daily_max]
-    return any(cap and cost > cap for cap in caps)
+    return _never_fits(limits, item.cost(limits)) is not None
 
 
 def reserve(limits, state, now, items):
     """Count as many ``items`` as fit now, in order; stop at the first that does not.
+
+    An item larger than a whole window does not stop the others: split (its first
+    messages now) when it has several parts, else refused.
 
     >>> from datetime import datetime
     >>> t0 = datetime(2026, 1, 1, 9, 0, 0)
     >>> r = reserve(Limits(flood_max=20, flood_pause=60), State(), t0, [Item()] * 50)
     >>> r.allowed, r.next_slot, r.blocked_by
     (20, datetime.datetime(2026, 1, 1, 9, 1), 'flood')
+    >>> r = reserve(Limits(hourly_max=10), State(), t0, [Item(parts=(1,) * 11), Item()])
+    >>> r.grants, r.next_slot
+    (((0, 10),), datetime.datetime(2026, 1, 1, 10, 0))
     """
     state = refresh(limits, state, now)
-    allowed = 0
-    for item in items:
-        cost = item.cost(limits)
+    allowed, grants, refused = 0, [], []
+    for index, item in enumerate(items):
+        costs = item.part_costs(limits)
+        cost = sum(costs)
+        unit = max(costs)  # the largest piece that must fit in one window
+        impossible = _never_fits(limits, unit)
+        if impossible:
+            refused.append(Refusal(index, impossible[0], impossible[1], unit))
+            continue
         blocked = _blocker(limits, state, now, cost, item.size)
-        if blocked:
-            return Reservation(allowed, state, blocked[1], blocked[0])
-        state = _count(limits, state, now, cost, item.size)
-        allowed += 1
-    return Reservation(allowed, state, None, None)
+        if not blocked:
+            state = _count(limits, state, now, cost, item.size)
+            grants.append((index, None))
+            allowed += 1
+            continue
+        if len(costs) > 1 and _never_fits(limits, cost):
+            taken = used = 0
+            while taken < len(costs) and not _blocker(limits, state, now, used + costs[taken], item.size):
+                used += costs[taken]
+                taken += 1
+            if taken:
+                state = _count(limits, state, now, used, item.size)
+                grants.append((index, taken))
+                blocked = _blocker(limits, state, now, costs[taken], item.size) or blocked
+        return Reservation(allowed, state, blocked[1], blocked[0], tuple(grants), tuple(refused))
+    return Reservation(allowed, state, None, None, tuple(grants), tuple(refused))
+
+
+def release(limits, state, reserved, cost, mails=0, size=0):
+    """Give back ``cost`` units (and ``mails``, ``size`` of the batch) reserved and not sent.
+
+    ``reserved`` is the state the reservation left: only the windows that are
+    still the ones it counted in get the units back; never below zero.
+    """
+    changes = {}
+    if state.throttle_start and state.throttle_start == reserved.throttle_start:
+        changes["throttle_count"] = max(state.throttle_count - cost, 0)
+    if state.flood_count and state.flood_last and reserved.flood_last and state.flood_last >= reserved.flood_last:
+        changes["flood_count"] = max(state.flood_count - cost, 0)
+    if state.hour_start == reserved.hour_start:
+        changes["hour_count"] = max(state.hour_count - cost, 0)
+    if state.day_start == reserved.day_start:
+        changes["day_count"] = max(state.day_count - cost, 0)
+    if state.batch_start and state.batch_start == reserved.batch_start:
+        changes.update(batch_count=max(state.batch_count - mails, 0), batch_bytes=max(state.batch_bytes - size, 0))
+    return replace(state, **changes) if changes else state
+
+
+BACKOFF_SECONDS = (300, 900, 3600, 14400)  # then every 4 hours
+
+
+def retry_delay(attempt):
+    """How long to wait after the ``attempt``-th temporary failure (1-based).
+
+    >>> [str(retry_delay(n)) for n in (1, 2, 3, 4, 5)]
+    ['0:05:00', '0:15:00', '1:00:00', '4:00:00', '4:00:00']
+    """
+    return timedelta(seconds=BACKOFF_SECONDS[min(max(attempt, 1), len(BACKOFF_SECONDS)) - 1])
+
+
+def next_retry(now, attempt, first_failure, max_age_hours):
+    """When to try again after the ``attempt``-th temporary failure; None once the maximum age is reached.
+
+    The last try is never later than ``first_failure`` plus the maximum age.
+    """
+    give_up = first_failure + timedelta(hours=max_age_hours)
+    if now >= give_up:
+        return None
+    return min(now + retry_delay(attempt), give_up)
 
 
 def finish_batch(limits, state, now):

@@ -194,6 +194,24 @@ def _classify_transport(root):
     return None
 
 
+def refused_recipients(error):
+    """``{address: (code, reply)}`` when ``error`` is a refusal of the message's recipients at RCPT, else None.
+
+    A 421 is left out (None): the server closes the session, so it is a server failure.
+
+    >>> refused_recipients(smtplib.SMTPRecipientsRefused({"a@x": (450, b"4.2.0 Greylisted")}))
+    {'a@x': (450, b'4.2.0 Greylisted')}
+    >>> refused_recipients(smtplib.SMTPRecipientsRefused({"a@x": (421, b"Bye")})) is None
+    True
+    """
+    root = _unwrap(error)
+    if not isinstance(root, smtplib.SMTPRecipientsRefused) or not root.recipients:
+        return None
+    if any(code == 421 for code, _text in root.recipients.values()):
+        return None
+    return dict(root.recipients)
+
+
 def classify(error):
     """Category of an exception raised while connecting or sending."""
     root = _unwrap(error)

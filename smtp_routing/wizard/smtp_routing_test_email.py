@@ -1,13 +1,19 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 import email.utils
+from datetime import timedelta
 
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError
 from odoo.tools import email_normalize
 
+from ..models import params
 from ..models.access import require_admin
 from ..models.smtp_routing_delivery_log import CATEGORY_SELECTION
+from ..tools import limits as limits_tool
 from ..tools.smtp_errors import classify
+
+HOURLY_MAX_PARAM = "smtp_routing.test_email_hourly_max"
+HOURLY_MAX = 10  # test emails per user and hour
 
 
 class SmtpRoutingTestEmail(models.TransientModel):
@@ -101,6 +107,50 @@ class SmtpRoutingTestEmail(models.TransientModel):
             body=body,
         )
 
+    def _check_may_send(self):
+        """Refuse before connecting: an archived server, or a user who sent too many tests this hour."""
+        server = self.server_id.sudo()
+        if not server.active:
+            raise UserError(
+                self.env._("%(server)s is archived: unarchive it before sending a test email.", server=server.name)
+            )
+        most = max(params.integer(self.env, HOURLY_MAX_PARAM, HOURLY_MAX), 1)
+        sent = self.sudo().search_count(
+            [
+                ("create_uid", "=", self.env.uid),
+                ("state", "in", ("sent", "failed")),
+                ("create_date", ">=", fields.Datetime.now() - timedelta(hours=1)),
+            ]
+        )
+        if sent >= most:
+            raise UserError(
+                self.env._(
+                    "You sent %(count)s test emails in the last hour (at most %(most)s): wait a while before the "
+                    "next one.",
+                    count=sent,
+                    most=most,
+                )
+            )
+
+    def _reserve_slot(self):
+        """A test email is a mail like any other: it takes a slot under the server's limits (given back if
+        it does not go). Returns the reservation, or None when the server has no limits."""
+        server = self.server_id.sudo()
+        if not server._smtp_routing_limits().any:
+            return None
+        reservation = self.env["smtp_routing.server.state"].sudo()._smtp_routing_reserve(server, [limits_tool.Item()])
+        if not reservation.grants:
+            raise UserError(
+                self.env._(
+                    "%(server)s reached its %(limit)s limit: a test email now would go over it. Next free slot: "
+                    "%(slot)s UTC.",
+                    server=server.name,
+                    limit=server._smtp_routing_limit_names().get(reservation.blocked_by, reservation.blocked_by),
+                    slot=fields.Datetime.to_string(reservation.next_slot) if reservation.next_slot else "-",
+                )
+            )
+        return reservation
+
     def action_send(self):
         require_admin(self.env)  # connects with the server's login as superuser (users' own test runs it as sudo)
         self.ensure_one()
@@ -120,15 +170,21 @@ class SmtpRoutingTestEmail(models.TransientModel):
             raise UserError(
                 self.env._("No From address for the test: set the server's From email, or add an email to your user.")
             )
+        self._check_may_send()
         message = self._build_message(email_from)
         IrMailServer = self.env["ir.mail_server"].sudo().with_context(smtp_routing_source="test")
         session = None
+        reservation = None if modules.module.current_test else self._reserve_slot()
         try:
             if modules.module.current_test:
                 raise UserError(self.env._("Test emails cannot be sent while Odoo runs its test suite."))
             session = IrMailServer.connect(mail_server_id=self.server_id.id, smtp_from=email_from, allow_archived=True)
             message_id = IrMailServer.send_email(message, mail_server_id=self.server_id.id, smtp_session=session)
         except Exception as error:  # noqa: BLE001 - every failure is shown and recorded, never raised
+            if reservation is not None:
+                self.env["smtp_routing.server.state"].sudo()._smtp_routing_release(
+                    self.server_id.sudo(), reservation.state, cost=1, mails=1
+                )
             outcome = classify(error)
             self.write(
                 {
