@@ -25,7 +25,7 @@ work (``process_email_queue()`` until nothing is due), not Odoo's start-up.
    client could reach on this machine at each latency.
 
 Options: --mails N, --rounds N (throughput); --latency-ms 0,20,50 and
---latency-mails 1000,300,150 (latency; --latency-ms none skips it);
+--latency-mails 500,300,100 (latency; --latency-ms none skips it);
 --skip-throughput, --skip-limited, --skip-physical; --physical-seconds S.
 """
 
@@ -118,7 +118,7 @@ def shell(python, odoo_path, config, db, script, workdir):
     return json.loads(line[len("BENCH ") :])
 
 
-DEFAULT_LATENCY_MAILS = {0: 1000, 20: 300, 50: 150}
+DEFAULT_LATENCY_MAILS = {0: 500, 20: 300, 50: 100}
 PHYSICAL_CONNECTIONS = 4
 PHYSICAL_CAP = 3000  # messages per physical measurement (the sink keeps them in memory)
 
@@ -143,7 +143,7 @@ def _latency_plan(args):
         if len(mails) != len(rtts):
             raise SystemExit("bench: give one --latency-mails figure per --latency-ms figure")
     else:
-        mails = [DEFAULT_LATENCY_MAILS.get(rtt, 300 if rtt <= 20 else 150) for rtt in rtts]
+        mails = [DEFAULT_LATENCY_MAILS.get(rtt, 300 if rtt <= 20 else 100) for rtt in rtts]
     return list(zip(rtts, mails, strict=True))
 
 
@@ -204,8 +204,8 @@ def main():
     parser.add_argument("--mails", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--latency-ms", default="0,20,50", help="round trips to measure, in ms (none: skip)")
-    parser.add_argument("--latency-mails", default="", help="mails per round trip (default 1000,300,150)")
-    parser.add_argument("--physical-seconds", type=float, default=3.0)
+    parser.add_argument("--latency-mails", default="", help="mails per round trip (default 500,300,100)")
+    parser.add_argument("--physical-seconds", type=float, default=2.0)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-limited", action="store_true")
     parser.add_argument("--skip-physical", action="store_true")
@@ -273,9 +273,10 @@ class Bench:
     def point_at(self, db, port, extra="{}"):
         self.run(db, SETUP.format(port=port, extra=extra) + 'print("BENCH {}")')
 
-    def measure(self, db, mails):
+    def measure(self, db, mails, port):
+        """Point the database at ``port`` (the sink or the proxy), queue ``mails`` and time the queue."""
         self.sink.clear()
-        result = self.run(db, QUEUE_AND_SEND.format(mails=mails))
+        result = self.run(db, SETUP.format(port=port, extra="{}") + QUEUE_AND_SEND.format(mails=mails))
         result["delivered"] = len(self.sink.messages)
         result["rate"] = result["sent"] / result["seconds"]
         result["mails"] = mails
@@ -304,27 +305,21 @@ class Bench:
     def throughput(self, mails, rounds):
         """Straight to the sink, rounds alternating stock / smtp_routing."""
         results = {db: [] for db, _module in self.DATABASES}
-        for db in results:
-            self.point_at(db, self.sink.port)
         for round_number in range(1, rounds + 1):
             for db in results:
                 devenv.log(f"round {round_number}: {db}, {mails} mails...")
-                results[db].append(self.measure(db, mails))
+                results[db].append(self.measure(db, mails, self.sink.port))
         return results
 
     def latency(self, plan):
         """Through the proxy, one round per database and round trip."""
         rows = []
-        if not plan:
-            return rows
-        for db, _module in self.DATABASES:
-            self.point_at(db, self.proxy.port)
         for rtt, mails in plan:
             self.proxy.one_way = rtt / 2000
             row = {"rtt": rtt, "mails": mails}
             for db, _module in self.DATABASES:
                 devenv.log(f"latency {rtt} ms: {db}, {mails} mails...")
-                row[db] = self.measure(db, mails)
+                row[db] = self.measure(db, mails, self.proxy.port)
             rows.append(row)
         return rows
 

@@ -18,8 +18,8 @@ def _plan(latency_ms="0,20,50", latency_mails=""):
 
 
 def test_latency_plan():
-    assert _plan() == [(0, 1000), (20, 300), (50, 150)]
-    assert _plan("10,100") == [(10, 300), (100, 150)]
+    assert _plan() == [(0, 500), (20, 300), (50, 100)]
+    assert _plan("10,100") == [(10, 300), (100, 100)]
     assert _plan("0,20", "50,20") == [(0, 50), (20, 20)]
     assert _plan("none") == []
     with pytest.raises(SystemExit, match="one --latency-mails figure per"):
