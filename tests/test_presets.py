@@ -58,3 +58,27 @@ def test_unknown_ses_region():
 )
 def test_consumer_addresses(address, consumer):
     assert presets.is_consumer_address(address) is consumer
+
+
+CONNECTIONS_MIN, CONNECTIONS_MAX = 1, 16  # the server form's range
+
+
+def test_every_preset_opens_a_sane_number_of_connections():
+    for preset in presets.PRESETS.values():
+        assert CONNECTIONS_MIN <= preset.connections <= CONNECTIONS_MAX, preset.code
+        published = preset.limits.connections
+        if published:  # never more than the provider allows, and we say where it says so
+            assert preset.connections <= published, preset.code
+            assert preset.connections_source.startswith("https://"), preset.code
+    assert presets.get("generic").connections == 4
+
+
+def test_published_connection_limits():
+    microsoft = presets.get("microsoft365")
+    assert microsoft.connections == microsoft.limits.connections == 3
+    assert "learn.microsoft.com" in microsoft.connections_source
+    assert "3 connections at once" in presets.describe_limits(microsoft.limits)
+    sendgrid = presets.get("sendgrid")
+    assert sendgrid.limits.connections == 10000 and sendgrid.connections == 8
+    assert "10,000 connections at once" in presets.describe_limits(sendgrid.limits)
+    assert "connections" not in presets.describe_limits(presets.get("gmail").limits)  # nothing published

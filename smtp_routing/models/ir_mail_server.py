@@ -330,6 +330,15 @@ class IrMailServer(models.Model):
     smtp_routing_timeout = fields.Integer(
         string="Time-out (s)", default=30, help="Seconds to wait for the server before giving up on it."
     )
+    smtp_routing_connections = fields.Integer(
+        string="Connections",
+        compute="_compute_smtp_routing_connections",
+        store=True,
+        readonly=False,
+        help="How many connections to this server may send at the same time (1 to 16). Several connections "
+        "hide the time each mail waits for a distant server; 1 sends one mail after the other. The provider "
+        "preset fills in what the provider allows (Microsoft 365: 3).",
+    )
     # Status, counters, errors and server replies: administrators only (field groups).
     smtp_routing_health = fields.Selection(
         [("healthy", "Healthy"), ("cooling", "Cooling down"), ("limited", "Over a limit")],
@@ -400,6 +409,13 @@ class IrMailServer(models.Model):
     )
 
     # -- computes ---------------------------------------------------------------
+    @api.depends("smtp_routing_provider")
+    def _compute_smtp_routing_connections(self):
+        """The preset's number of connections; the admin may change it (stored, editable)."""
+        for server in self:
+            preset = presets.PRESETS.get(server.smtp_routing_provider or "generic") or presets.PRESETS["generic"]
+            server.smtp_routing_connections = preset.connections
+
     @api.depends("smtp_routing_provider")
     def _compute_smtp_routing_provider_note(self):
         for server in self:
@@ -1050,6 +1066,7 @@ class IrMailServer(models.Model):
         "smtp_routing_batch_interval",
         "smtp_routing_cooldown_seconds",
         "smtp_routing_timeout",
+        "smtp_routing_connections",
     )
     def _check_smtp_routing_limits(self):
         for server in self:
@@ -1087,6 +1104,13 @@ class IrMailServer(models.Model):
             if not 1 <= server.smtp_routing_timeout <= 600:
                 raise ValidationError(
                     self.env._("The time-out of %(server)s must be between 1 and 600 seconds.", server=server.name)
+                )
+            if not 1 <= server.smtp_routing_connections <= 16:
+                raise ValidationError(
+                    self.env._(
+                        "The connections of %(server)s must be between 1 and 16 (1: one mail after the other).",
+                        server=server.name,
+                    )
                 )
 
     def _smtp_login(self, connection, smtp_user, smtp_password):

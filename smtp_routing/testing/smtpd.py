@@ -12,6 +12,11 @@ and faults chosen per test::
         server.wait_for(1)
         server.messages[0].rcpt_tos
 
+``pipelining=True`` advertises ESMTP PIPELINING (RFC 2920): aiosmtpd reads
+commands from a buffered stream and answers them in order, so a client may
+send MAIL FROM, every RCPT TO and DATA in one write. ``smtputf8=True``
+advertises SMTPUTF8.
+
 Fault points are SMTP verbs (EHLO, HELO, STARTTLS, AUTH, MAIL, RCPT, DATA,
 RSET, NOOP, QUIT), CONNECT (before the greeting) and MESSAGE (after the
 message content was received, where a real server answers the end of DATA).
@@ -96,6 +101,7 @@ class Received:
     auth_user: str | None
     tls: bool
     received_at: float = field(default_factory=time.time)
+    mail_options: tuple = ()  # MAIL FROM parameters, upper-cased (SIZE=..., BODY=8BITMIME, SMTPUTF8)
 
     @property
     def message(self):
@@ -116,6 +122,13 @@ class _Recorder:
     def __init__(self, server):
         self._server = server
 
+    async def handle_EHLO(self, smtp, session, envelope, hostname, responses):
+        """aiosmtpd's own EHLO lines, plus PIPELINING when the fixture advertises it."""
+        session.host_name = hostname  # what aiosmtpd does itself when no hook is set
+        if self._server.pipelining:
+            responses = [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return responses
+
     async def handle_DATA(self, smtp, session, envelope):
         fault = self._server._take_fault("MESSAGE", envelope.original_content or envelope.content or b"")
         if fault is not None:
@@ -130,6 +143,7 @@ class _Recorder:
                 content=envelope.original_content or envelope.content,
                 auth_user=auth_user,
                 tls=bool(session.ssl) or smtp._fixture_implicit_tls,
+                mail_options=tuple(envelope.mail_options),
             )
         )
         return "250 2.0.0 OK queued"
@@ -203,14 +217,27 @@ class SmtpServer:
         first byte, as on port 465).
     :param require_starttls: with ``tls="starttls"``, refuse commands before STARTTLS.
     :param delay: seconds to wait before accepting each message (a slow server).
+    :param pipelining: advertise ESMTP PIPELINING (RFC 2920) in the EHLO reply.
+    :param smtputf8: advertise SMTPUTF8 (internationalized addresses).
     """
 
-    def __init__(self, credentials=None, auth_required=False, tls=None, require_starttls=False, cert=None, delay=0.0):
+    def __init__(
+        self,
+        credentials=None,
+        auth_required=False,
+        tls=None,
+        require_starttls=False,
+        cert=None,
+        delay=0.0,
+        pipelining=False,
+        smtputf8=False,
+    ):
         if tls not in (None, "starttls", "implicit"):
             raise ValueError("tls must be None, 'starttls' or 'implicit'")
         self.credentials = dict(credentials or {})
         self.tls = tls
         self.delay = delay
+        self.pipelining = pipelining
         self.cert = cert or (make_self_signed() if tls else None)
         self.host = LOOPBACK
         self.port = None
@@ -226,6 +253,7 @@ class SmtpServer:
             "auth_require_tls": False,
             "auth_required": auth_required,
             "ready_timeout": 10.0,
+            "enable_SMTPUTF8": smtputf8,
         }
         if self.credentials:
             kwargs["authenticator"] = self._authenticate

@@ -6,6 +6,7 @@ from unittest.mock import patch
 from odoo import modules
 from odoo.tests import tagged
 
+from ..tools import pipelining
 from .common import LiveSmtpCase
 
 
@@ -50,6 +51,28 @@ class TestLiveDelivery(LiveSmtpCase):
         self.assertEqual(mail.state, "exception")
         self.assertIn("User unknown", mail.failure_reason or "")
         self.assertEqual(self.smtpd.messages, [])
+
+    def test_odoos_session_sends_pipelined(self):
+        """tools.pipelining works on the session Odoo's connect() returns (STARTTLS, AUTH, the wrapper)."""
+        smtpd = self.start_smtp_server(credentials=self.smtp_credentials, tls="starttls", pipelining=True)
+        server = self.create_mail_server(smtpd, name="Loopback pipelining", sequence=2)
+        IrMailServer = self.env["ir.mail_server"]
+        session = IrMailServer.connect(mail_server_id=server.id)
+        try:
+            message = IrMailServer.build_email(
+                "alice@example.com", ["bob@example.com", "carol@example.com"], "Pipelined", "<p>Hi</p>", subtype="html"
+            )
+            smtp_from, smtp_to_list, message = IrMailServer._prepare_email_message(message, session)
+            delivery = pipelining.send_message(session, message, smtp_from, smtp_to_list)
+        finally:
+            session.quit()
+        self.assertTrue(delivery.pipelined)
+        self.assertEqual(delivery.accepted, ("bob@example.com", "carol@example.com"))
+        self.assertEqual(delivery.round_trips, 2)
+        self.assertTrue(smtpd.wait_for(1))
+        received = smtpd.messages[0]
+        self.assertEqual((received.auth_user, received.tls), ("odoo", True))
+        self.assertEqual(received.message["Subject"], "Pipelined")
 
     def test_odoo_test_mode_alone_would_deliver_nothing(self):
         """Guard the harness: without lifting Odoo's flag, nothing reaches the server."""

@@ -74,6 +74,27 @@ class TestServerConfig(TransactionCase):
             form.smtp_routing_provider = "sendgrid"
             self.assertEqual(form.smtp_user, "apikey")
 
+    def test_connections_follow_the_preset_and_stay_in_range(self):
+        self.assertEqual(self._server().smtp_routing_connections, 4)
+        self.assertEqual(self._server(smtp_routing_provider="microsoft365").smtp_routing_connections, 3)
+        self.assertEqual(self._server(smtp_routing_connections=8).smtp_routing_connections, 8)
+        # a value the admin typed wins over the preset's
+        typed = self._server(smtp_routing_provider="microsoft365", smtp_routing_connections=1)
+        self.assertEqual(typed.smtp_routing_connections, 1)
+        with Form(self.env["ir.mail_server"]) as form:
+            form.name = "SendGrid"
+            form.smtp_routing_provider = "sendgrid"
+            self.assertEqual(form.smtp_routing_connections, 8)
+            form.smtp_routing_provider = "microsoft365"
+            self.assertEqual(form.smtp_routing_connections, 3)
+            form.smtp_routing_connections = 2
+        self.assertEqual(form.record.smtp_routing_connections, 2)
+        for bad in (0, -1, 17):
+            with self.subTest(connections=bad), self.assertRaisesRegex(ValidationError, "between 1 and 16"):
+                self._server(smtp_routing_connections=bad)
+        with self.assertRaisesRegex(ValidationError, "between 1 and 16"):
+            typed.smtp_routing_connections = 100
+
     def test_consumer_address_warning(self):
         server = self._server(smtp_routing_from_email="practice@gmail.com")
         self.assertIn("practice@gmail.com", server.smtp_routing_warning)

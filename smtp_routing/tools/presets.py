@@ -2,6 +2,12 @@
 
 Limits are the providers' published figures at the time of writing (they change;
 the UI calls them suggestions). ``None`` means "no published fixed limit".
+
+``Preset.connections`` is how many connections smtp_routing opens at once to the
+provider (the server's *Connections* setting). Where the provider publishes a
+limit on simultaneous connections it is in ``Limits.connections`` and
+``Preset.connections_source`` says where; elsewhere the value is a conservative
+guess (``connections_source`` empty).
 """
 
 from dataclasses import dataclass
@@ -16,6 +22,7 @@ class Limits:
     recipients_per_day: int | None = None
     max_message_mb: float | None = None
     counts_recipients: bool = False  # the provider counts recipients, not messages
+    connections: int | None = None  # simultaneous SMTP connections the provider allows
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,8 @@ class Preset:
     encryption: str  # "none", "starttls" or "ssl" (Odoo's smtp_encryption values)
     limits: Limits
     note: str = ""
+    connections: int = 4  # what smtp_routing opens at once (default of the server's Connections)
+    connections_source: str = ""  # where the provider publishes its connection limit; empty: our guess
 
 
 SES_REGIONS = (
@@ -61,6 +70,9 @@ _PRESETS = (
         "starttls",
         Limits(per_day=500, recipients_per_message=100, max_message_mb=25, counts_recipients=True),
         "About 500 recipients per day. Meant for one person's mail, not for a practice's bulk mail.",
+        # Google publishes no limit on simultaneous SMTP connections; with 500 a day, more connections buy
+        # nothing: a conservative guess.
+        connections=2,
     ),
     Preset(
         "google_workspace",
@@ -70,6 +82,7 @@ _PRESETS = (
         "starttls",
         Limits(per_day=2000, recipients_per_message=100, max_message_mb=25, counts_recipients=True),
         "2,000 messages per day per user, at most 100 recipients per message.",
+        connections=4,  # no published SMTP connection limit: a conservative guess
     ),
     Preset(
         "microsoft365",
@@ -83,8 +96,12 @@ _PRESETS = (
             recipients_per_message=500,
             max_message_mb=35,
             counts_recipients=True,
+            connections=3,
         ),
         "30 messages per minute and 10,000 recipients per day per mailbox. SMTP AUTH must be enabled for the mailbox.",
+        # A fourth connection gets "432 4.3.2 Concurrent connections limit exceeded".
+        connections=3,
+        connections_source="https://learn.microsoft.com/en-us/exchange/troubleshoot/send-emails/smtp-submission-improvements",
     ),
     Preset(
         "sendgrid",
@@ -92,8 +109,11 @@ _PRESETS = (
         "smtp.sendgrid.net",
         587,
         "starttls",
-        Limits(recipients_per_message=1000, max_message_mb=30),
+        Limits(recipients_per_message=1000, max_message_mb=30, connections=10000),
         "User name is the literal 'apikey'; the password is an API key. Daily volume depends on the plan.",
+        # SendGrid allows up to 10,000 concurrent connections from one server; 8 is plenty for one Odoo.
+        connections=8,
+        connections_source="https://docs.sendgrid.com/for-developers/sending-email/integrating-with-the-smtp-api",
     ),
     Preset(
         "postmark",
@@ -103,6 +123,7 @@ _PRESETS = (
         "starttls",
         Limits(recipients_per_message=50, max_message_mb=10),
         "User name and password are both the server API token.",
+        connections=4,  # no published SMTP connection limit: a conservative guess
     ),
     Preset(
         "mailgun",
@@ -112,6 +133,7 @@ _PRESETS = (
         "starttls",
         Limits(recipients_per_message=1000, max_message_mb=25),
         "Use the EU host smtp.eu.mailgun.org for EU-region domains.",
+        connections=4,  # no published SMTP connection limit: a conservative guess
     ),
     Preset(
         "generic",
@@ -139,6 +161,9 @@ def ses_preset(region):
         SES_LIMITS,
         "SMTP credentials are created in the SES console (not the AWS access key). The sending quota "
         "depends on the account; new accounts start in the sandbox (200 per day).",
+        # AWS caps the send rate per second (by account), not connections, and suggests sending from several
+        # threads; 4 is a conservative guess. Set a throttle at the account's maximum send rate.
+        connections=4,
     )
 
 
@@ -172,6 +197,8 @@ def describe_limits(limits):
         parts.append(f"{limits.recipients_per_message:,} recipients per message")
     if limits.max_message_mb:
         parts.append(f"{limits.max_message_mb:g} MB per message")
+    if limits.connections:
+        parts.append(f"{limits.connections:,} connections at once")
     return ", ".join(parts)
 
 

@@ -1,0 +1,308 @@
+"""Send one message over an open SMTP session with ESMTP PIPELINING (RFC 2920).
+
+Python's smtplib waits for the reply to every command: MAIL FROM, each RCPT
+TO, DATA, then the message, about four round trips per message with one
+recipient. Against a provider 50 ms away that is 200 ms of waiting per mail.
+When the server advertises PIPELINING, :func:`sendmail` writes MAIL FROM,
+every RCPT TO and DATA in one burst, reads their replies in order, then sends
+the message and reads the final reply: two round trips whatever the number of
+recipients (up to ``WINDOW`` commands per burst). Without PIPELINING it sends
+one command at a time through smtplib's own ``mail()``, ``rcpt()`` and
+``data()``, as ``smtplib.SMTP.sendmail`` does.
+
+Both ways return a :class:`Delivery`: every recipient's reply (accepted, or
+refused with code and text), the final reply, and how many round trips the
+message cost. Failures raise what ``smtplib.SMTP.sendmail`` raises for the same
+situation, so :mod:`smtp_routing.tools.smtp_errors` classifies them unchanged:
+
+- ``SMTPSenderRefused``: MAIL FROM refused;
+- ``SMTPRecipientsRefused``: every recipient refused (or a 421 during RCPT);
+- ``SMTPDataError``: DATA or the message refused;
+- ``SMTPServerDisconnected``: the connection dropped or timed out;
+- ``SMTPNotSupportedError``: internationalized addresses and no SMTPUTF8.
+
+As with smtplib, a 421 reply closes the session; other refusals reset the
+transaction (RSET) and leave the session usable for the next message. One
+difference: after a refused DATA command smtplib leaves the transaction open
+(the next MAIL FROM would get "503 nested MAIL"); here it is reset too, so a
+session can be reused.
+
+Works on an ``smtplib.SMTP`` / ``SMTP_SSL`` object or on the ``SMTPConnection``
+wrapper Odoo returns from ``ir.mail_server.connect()`` (through its ``__obj__``).
+
+Framework-free: standard library only.
+"""
+
+import copy
+import email.generator
+import email.utils
+import io
+import re
+import smtplib
+from dataclasses import dataclass
+
+# Commands per burst. Every reply waits in the socket buffers until we read it;
+# 100 replies (a few kB) fit in any buffer, so a burst never deadlocks a server
+# that writes its replies while we are still writing commands.
+WINDOW = 100
+ACCEPTED_RCPT = (250, 251)
+CRLF = "\r\n"
+_EOLS = re.compile(r"(?:\r\n|\n|\r(?!\n))")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+@dataclass(frozen=True)
+class RecipientReply:
+    """The server's answer to one RCPT TO."""
+
+    address: str
+    code: int
+    text: str
+
+    @property
+    def accepted(self):
+        return self.code in ACCEPTED_RCPT
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message handed to the server: per-recipient replies and the final reply."""
+
+    recipients: tuple  # RecipientReply, in the order given
+    code: int  # the reply to the end of the message (250)
+    text: str
+    pipelined: bool
+    round_trips: int  # times the client waited for the server
+
+    @property
+    def accepted(self):
+        return tuple(reply.address for reply in self.recipients if reply.accepted)
+
+    @property
+    def refused(self):
+        """``{address: (code, reply bytes)}``: what ``smtplib.SMTP.sendmail`` returns."""
+        return _refused(self.recipients)
+
+
+def raw_smtp(session):
+    """The smtplib object behind a session (Odoo's ``SMTPConnection`` keeps it in ``__obj__``)."""
+    return getattr(session, "__obj__", session)
+
+
+def supports_pipelining(session):
+    """Whether the server advertised PIPELINING in its EHLO reply (says EHLO first if needed)."""
+    smtp = raw_smtp(session)
+    smtp.ehlo_or_helo_if_needed()
+    return bool(smtp.does_esmtp and smtp.has_extn("pipelining"))
+
+
+def send_message(session, msg, from_addr=None, to_addrs=None, mail_options=(), rcpt_options=(), pipelining=True):
+    """``smtplib.SMTP.send_message`` with pipelining: an ``email.message.Message`` in, a :class:`Delivery` out.
+
+    Envelope defaults, Bcc removal, Resent- headers and SMTPUTF8 handling are
+    those of ``send_message``; the message is flattened with the same generator,
+    so the bytes sent (and a DKIM signature over them) are the same.
+    """
+    smtp = raw_smtp(session)
+    smtp.ehlo_or_helo_if_needed()
+    resent = msg.get_all("Resent-Date")
+    if resent is None:
+        prefix = ""
+    elif len(resent) == 1:
+        prefix = "Resent-"
+    else:
+        raise ValueError("message has more than one 'Resent-' header block")
+    if from_addr is None:
+        from_addr = msg[prefix + "Sender"] if (prefix + "Sender") in msg else msg[prefix + "From"]
+        from_addr = email.utils.getaddresses([from_addr])[0][1]
+    if to_addrs is None:
+        fields = [value for value in (msg[prefix + "To"], msg[prefix + "Bcc"], msg[prefix + "Cc"]) if value is not None]
+        to_addrs = [address for _name, address in email.utils.getaddresses(fields)]
+    elif isinstance(to_addrs, str):
+        to_addrs = [to_addrs]
+    outgoing = copy.copy(msg)
+    del outgoing["Bcc"]
+    del outgoing["Resent-Bcc"]
+    international = not "".join([from_addr, *to_addrs]).isascii()
+    if international:
+        if not smtp.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError(
+                "One or more source or delivery addresses require internationalized email support, but the server "
+                "does not advertise the required SMTPUTF8 capability"
+            )
+        mail_options = (*mail_options, "SMTPUTF8", "BODY=8BITMIME")
+    with io.BytesIO() as buffer:
+        if international:
+            generator = email.generator.BytesGenerator(buffer, policy=msg.policy.clone(utf8=True))
+        else:
+            generator = email.generator.BytesGenerator(buffer)
+        generator.flatten(outgoing, linesep=CRLF)
+        data = buffer.getvalue()
+    return sendmail(session, from_addr, to_addrs, data, mail_options, rcpt_options, pipelining=pipelining)
+
+
+def sendmail(session, from_addr, to_addrs, msg, mail_options=(), rcpt_options=(), pipelining=True):
+    """``smtplib.SMTP.sendmail`` with pipelining when the server offers it; returns a :class:`Delivery`.
+
+    ``msg`` is bytes (sent as is) or an ASCII string (line ends normalized).
+    ``pipelining=False`` sends one command at a time even when PIPELINING is offered.
+    """
+    smtp = raw_smtp(session)
+    smtp.ehlo_or_helo_if_needed()
+    if isinstance(to_addrs, str):
+        to_addrs = [to_addrs]
+    to_addrs = list(to_addrs)
+    if isinstance(msg, str):
+        msg = _EOLS.sub(CRLF, msg).encode("ascii")
+    options = []
+    if smtp.does_esmtp:
+        if smtp.has_extn("size"):
+            options.append("size=%d" % len(msg))
+        options.extend(mail_options)
+    # every command line is checked before the first is sent: a line break never leaves a transaction open
+    commands = [_command("MAIL", f"FROM:{smtplib.quoteaddr(from_addr)}", options)]
+    commands += [_command("RCPT", f"TO:{smtplib.quoteaddr(address)}", rcpt_options) for address in to_addrs]
+    if pipelining and smtp.does_esmtp and smtp.has_extn("pipelining"):
+        return _pipelined(smtp, from_addr, to_addrs, msg, options, [*commands, _command("DATA")])
+    return _sequential(smtp, from_addr, to_addrs, msg, options, rcpt_options)
+
+
+# -- the two ways ----------------------------------------------------------------------------------
+def _sequential(smtp, from_addr, to_addrs, msg, options, rcpt_options):
+    """One command per round trip, through smtplib's own commands (sendmail's order and checks)."""
+    code, text = smtp.mail(from_addr, options)
+    round_trips = 1
+    if code != 250:
+        _close_or_reset(smtp, code)
+        raise smtplib.SMTPSenderRefused(code, text, from_addr)
+    replies = []
+    for address in to_addrs:
+        code, text = smtp.rcpt(address, rcpt_options)
+        round_trips += 1
+        replies.append(RecipientReply(address, code, _decode(text)))
+        if code == 421:
+            smtp.close()
+            raise smtplib.SMTPRecipientsRefused(_refused(replies))
+    if not any(reply.accepted for reply in replies):
+        _reset(smtp)
+        raise smtplib.SMTPRecipientsRefused(_refused(replies))
+    try:
+        code, text = smtp.data(msg)
+    except smtplib.SMTPDataError as error:  # DATA itself refused
+        _close_or_reset(smtp, error.smtp_code)
+        raise
+    round_trips += 2
+    if code != 250:
+        _close_or_reset(smtp, code)
+        raise smtplib.SMTPDataError(code, text)
+    return Delivery(tuple(replies), code, _decode(text), pipelined=False, round_trips=round_trips)
+
+
+def _pipelined(smtp, from_addr, to_addrs, msg, options, commands):
+    """MAIL FROM, every RCPT TO and DATA (``commands``) in bursts of ``WINDOW``, then the message."""
+    if any(option.lower() == "smtputf8" for option in options):  # as smtplib.SMTP.mail() does
+        if not smtp.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
+        smtp.command_encoding = "utf-8"
+    replies = []  # (code, text) per command, in order
+    round_trips = 0
+    for start in range(0, len(commands), WINDOW):
+        if replies and replies[0][0] != 250:
+            break  # MAIL FROM refused: the rest would only be refused too
+        smtp.send("".join(commands[start : start + WINDOW]))
+        round_trips += 1
+        for index in range(start, min(start + WINDOW, len(commands))):
+            code, text = smtp.getreply()
+            replies.append((code, text))
+            if code == 421:  # the server closes the connection: no further reply will come
+                smtp.close()
+                _raise_for_421(index, len(commands), replies, to_addrs, from_addr)
+    mail_code, mail_text = replies[0]
+    recipients = tuple(
+        RecipientReply(address, code, _decode(text))
+        for address, (code, text) in zip(to_addrs, replies[1:], strict=False)
+    )
+    data_reply = replies[len(commands) - 1] if len(replies) == len(commands) else None
+    if mail_code != 250:
+        round_trips += _end_unwanted_data(smtp, data_reply)
+        _reset(smtp)
+        raise smtplib.SMTPSenderRefused(mail_code, mail_text, from_addr)
+    if not any(reply.accepted for reply in recipients):
+        round_trips += _end_unwanted_data(smtp, data_reply)
+        _reset(smtp)
+        raise smtplib.SMTPRecipientsRefused(_refused(recipients))
+    data_code, data_text = data_reply
+    if data_code != 354:
+        _reset(smtp)
+        raise smtplib.SMTPDataError(data_code, data_text)
+    smtp.send(_message_data(msg))
+    round_trips += 1
+    code, text = smtp.getreply()
+    if code != 250:
+        _close_or_reset(smtp, code)
+        raise smtplib.SMTPDataError(code, text)
+    return Delivery(recipients, code, _decode(text), pipelined=True, round_trips=round_trips)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _command(verb, argument="", options=()):
+    line = " ".join(part for part in (verb, argument, *options) if part)
+    if "\r" in line or "\n" in line:
+        shown = line.replace("\n", "\\n").replace("\r", "\\r")
+        raise ValueError(f"command and arguments contain prohibited newline characters: {shown}")
+    return line + CRLF
+
+
+def _message_data(msg):
+    """The message as it goes after 354: leading dots doubled, CRLF-terminated, then the final dot."""
+    data = _LEADING_DOT.sub(b"..", msg)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def _raise_for_421(index, count, replies, to_addrs, from_addr):
+    code, text = replies[index]
+    if index == 0:
+        raise smtplib.SMTPSenderRefused(code, text, from_addr)
+    if index == count - 1:
+        raise smtplib.SMTPDataError(code, text)
+    recipients = [
+        RecipientReply(address, reply_code, _decode(reply_text))
+        for address, (reply_code, reply_text) in zip(to_addrs, replies[1 : index + 1], strict=False)
+    ]
+    raise smtplib.SMTPRecipientsRefused(_refused(recipients))
+
+
+def _end_unwanted_data(smtp, data_reply):
+    """RFC 2920: a DATA accepted although the transaction failed gets an empty message ("."). Round trips used."""
+    if not data_reply or data_reply[0] != 354:
+        return 0
+    smtp.send("." + CRLF)
+    smtp.getreply()
+    return 1
+
+
+def _refused(replies):
+    return {
+        reply.address: (reply.code, reply.text.encode("utf-8", "replace")) for reply in replies if not reply.accepted
+    }
+
+
+def _decode(text):
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+
+
+def _reset(smtp):
+    """RSET, ignoring a connection already gone (as smtplib's own reset after a refusal)."""
+    try:
+        smtp.rset()
+    except smtplib.SMTPServerDisconnected:
+        pass
+
+
+def _close_or_reset(smtp, code):
+    if code == 421:
+        smtp.close()
+    else:
+        _reset(smtp)
