@@ -1,9 +1,11 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from . import ir_mail_server
+from . import mail_blacklist
 from . import mail_mail
 from . import mail_message
 from . import mail_template
 from . import mail_thread
+from . import mail_thread_blacklist
 from . import res_users
 from . import smtp_routing_delivery_log
 from . import smtp_routing_dkim_key

@@ -330,6 +330,11 @@ class IrMailServer(models.Model):
     smtp_routing_log_ids = fields.One2many("smtp_routing.delivery.log", "server_id", string="Delivery History")
     smtp_routing_sent_24h = fields.Integer(string="Sent (24h)", compute="_compute_smtp_routing_history")
     smtp_routing_failed_24h = fields.Integer(string="Failed (24h)", compute="_compute_smtp_routing_history")
+    smtp_routing_bounced_24h = fields.Integer(
+        string="Bounced (24h)",
+        compute="_compute_smtp_routing_history",
+        help="Bounce reports received in the last 24 hours for mail this server carried.",
+    )
     smtp_routing_last_error = fields.Char(string="Last Error", compute="_compute_smtp_routing_history")
     smtp_routing_last_error_date = fields.Datetime(string="Last Error On", compute="_compute_smtp_routing_history")
     smtp_routing_sent_today = fields.Integer(string="Sent Today", compute="_compute_smtp_routing_today")
@@ -426,6 +431,7 @@ class IrMailServer(models.Model):
         for server in self:
             server.smtp_routing_sent_24h = counts.get((server.id, "sent"), 0)
             server.smtp_routing_failed_24h = counts.get((server.id, "failed"), 0)
+            server.smtp_routing_bounced_24h = counts.get((server.id, "bounced"), 0)
             last = Log
             if server.id:
                 last = Log.search([("server_id", "=", server.id), ("outcome", "=", "failed")], limit=1)
