@@ -24,6 +24,7 @@ from ..tools import dkim as dkim_tool
 from ..tools import dns_checks, hostport, presets, secrets
 from ..tools import limits as limits_tool
 from ..tools import routing as routing_tool
+from ..tools.headers import RawHeader, keep_raw
 from ..tools.smtp_errors import MessageTooLarge
 from .smtp_routing_server_state import state_from_row
 
@@ -32,6 +33,8 @@ _logger = logging.getLogger(__name__)
 # Private header that carries the mail.mail id from _prepare_outgoing_list to
 # send_email, where it is removed before the message leaves.
 MAIL_ID_HEADER = "X-Smtp-Routing-Mail-Id"
+# written as they are, never refolded into encoded words (Gmail reads List-Unsubscribe byte for byte)
+UNFOLDED_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post")
 DNS_NAMESERVER = "smtp_routing.dns_nameserver"
 
 _keyring_cache = {}
@@ -1010,6 +1013,7 @@ class IrMailServer(models.Model):
 
     def _prepare_email_message(self, message, smtp_session):
         smtp_from, smtp_to_list, message = self._smtp_routing_prepare_identity(message, smtp_session)
+        keep_raw(message, UNFOLDED_HEADERS)
         self._smtp_routing_dkim_sign(message)
         return smtp_from, smtp_to_list, message
 
@@ -1081,9 +1085,8 @@ class IrMailServer(models.Model):
         # the same generator smtplib.send_message() uses, so the signed bytes are the sent bytes
         email.generator.BytesGenerator(buffer).flatten(message, linesep="\r\n")
         value = dkim_tool.sign(buffer.getvalue(), domain, selector, pem)
-        head, _, signature = value.rpartition("b=")
-        # whitespace inside b= is ignored by verifiers (RFC 6376 3.2): give the header folding points
-        message["DKIM-Signature"] = head + "b=" + " ".join(signature[i : i + 64] for i in range(0, len(signature), 64))
+        # written as is, folded only at its spaces: the email package would turn a long h= list into encoded words
+        message["DKIM-Signature"] = RawHeader("DKIM-Signature", dkim_tool.foldable(value), max_line=78)
 
     @api.model
     def send_email(
