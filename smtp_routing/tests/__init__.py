@@ -3,6 +3,7 @@ from . import test_access
 from . import test_admin_screens
 from . import test_bounce_gateway
 from . import test_bounce_mass_mailing
+from . import test_bulk_readiness
 from . import test_bulk_unsubscribe
 from . import test_deliverability
 from . import test_delivery_log
