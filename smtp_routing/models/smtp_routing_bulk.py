@@ -33,15 +33,12 @@ def _volumes(env, server_ids):
 
 
 def _volume_text(env, counts):
-    return " · ".join(
-        env._(
-            "%(receiver)s %(count)s / %(threshold)s",
-            receiver=readiness.RECEIVERS[name],
-            count=f"{counts[name]:,}",
-            threshold=f"{readiness.BULK_THRESHOLD:,}",
-        )
-        for name in readiness.RECEIVERS
-    )
+    threshold = f"{readiness.BULK_THRESHOLD:,}"
+    parts = []
+    for name, label in readiness.RECEIVERS.items():
+        count = f"{counts[name]:,}"
+        parts.append(env._("%(receiver)s %(count)s / %(threshold)s", receiver=label, count=count, threshold=threshold))
+    return " · ".join(parts)
 
 
 class SmtpRoutingRoute(models.Model):
