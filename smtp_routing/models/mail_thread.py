@@ -44,18 +44,22 @@ class MailThread(models.AbstractModel):
             )
         report = bounces.parse(message)
         Log = self.env["smtp_routing.delivery.log"].sudo()
-        try:
-            with self.env.cr.savepoint():
-                Log._smtp_routing_record_bounces(report, message_dict)
-        except Exception:
-            # the history is a bonus: Odoo's own bounce handling must go on whatever happens here
-            _logger.exception("smtp_routing: bounce %s could not be recorded", message_dict.get("message_id"))
+        self._smtp_routing_guarded(Log._smtp_routing_record_bounces, report, message_dict)
         bounce_class = bounces.decisive_class(report, message_dict.get("bounced_email"))
         routes = super(MailThread, self.with_context(**{BOUNCE_CLASS_KEY: bounce_class})).message_route(
             message, message_dict, model=model, thread_id=thread_id, custom_values=custom_values
         )
-        self._smtp_routing_after_bounce(report, message_dict, bounce_class)
+        self._smtp_routing_guarded(self._smtp_routing_after_bounce, report, message_dict, bounce_class)
         return routes
+
+    @api.model
+    def _smtp_routing_guarded(self, method, *args):
+        """Run one of smtp_routing's bounce steps in a savepoint: whatever happens there, Odoo's handling goes on."""
+        try:
+            with self.env.cr.savepoint():
+                method(*args)
+        except Exception:
+            _logger.exception("smtp_routing: %s failed for a bounce", getattr(method, "__name__", method))
 
     @api.model
     def _smtp_routing_after_bounce(self, report, message_dict, bounce_class):

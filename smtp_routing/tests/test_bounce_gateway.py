@@ -219,6 +219,7 @@ class TestBounceGateway(LiveSmtpCase):
         Log = type(self.env["smtp_routing.delivery.log"])
         with (
             patch.object(Log, "_smtp_routing_record_bounces", side_effect=ValueError("boom")),
+            patch.object(type(self.env["mail.thread"]), "_smtp_routing_after_bounce", side_effect=KeyError("boom")),
             mute_logger("odoo.addons.smtp_routing.models.mail_thread"),
         ):
             self._process(make_bounce("ghost@example.com", "5.1.1", "550 5.1.1 User unknown", received))
