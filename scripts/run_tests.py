@@ -32,6 +32,8 @@ import queue_checks  # noqa: E402
 #   batched sending loop replaces;
 # - test_mail_mail_send_exceptions_raise_management: expects a connection failure to fail the mail
 #   (stock); smtp_routing fails over to the next server and otherwise defers the mail (README).
+# Bounces: Odoo's mail gateway and bounce tests, and smtp_routing's own tests of mass_mailing's automatic
+# blacklist (they need mass_mailing, installed in this pass only: CORE_INSTALL).
 CORE_TAGS = ",".join(
     [
         "/base:TestIrMailServer",
@@ -42,6 +44,15 @@ CORE_TAGS = ",".join(
         "/test_mail:TestMailMailRace",
         "-/test_mail:TestMailMail.test_mail_mail_send_configuration",
         "-/test_mail:TestMailMail.test_mail_mail_send_exceptions_raise_management",
+        "/test_mail:TestEmailParsing",
+        "/test_mail:TestMailgateway",
+        "smtp_routing_mass_mailing/smtp_routing",
+    ]
+)
+CORE_INSTALL = ",".join(
+    [
+        "test_mail",
+        "mass_mailing",
     ]
 )
 RESULT_RE = re.compile(r"(\d+) failed, (\d+) error\(s\) of (\d+) tests when loading database")
@@ -148,7 +159,7 @@ def run_odoo_suite(odoo_path):
         if skip:
             return lines + [(f"{suite}: SKIPPED ({skip[0]})", skip[1]) for suite in ODOO_SUITES[2:]]
         devenv.log(f"Odoo's own mail server tests, smtp_routing installed: {CORE_TAGS}")
-        update = ["-i", "test_mail", "-u", "base", "--test-tags", CORE_TAGS]
+        update = ["-i", CORE_INSTALL, "-u", "base", "--test-tags", CORE_TAGS]
         lines.append(_summarize("odoo-core", *_run_odoo(python, odoo_path, config, workdir, "core", update)))
         devenv.log("install/uninstall round trip of SMTP passwords on a stock database")
         passed, failed, output = lifecycle_check.run(python, odoo_path, config, workdir)

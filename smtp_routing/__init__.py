@@ -3,6 +3,7 @@
 # models imported. The framework-free parts (``tools``, ``testing``) stay
 # importable without Odoo, e.g. ``python -m smtp_routing.tools.<module>``.
 if __name__.startswith("odoo.addons."):
+    from . import controllers
     from . import models
     from . import wizard
     from .hooks import post_init_hook, uninstall_hook

@@ -7,7 +7,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from smtp_routing.testing.dnsd import SERVFAIL, DnsServer
-from smtp_routing.tools.dns_checks import check_dkim, check_dmarc, check_spf, diagnose, mx_hosts, resolver_lookup
+from smtp_routing.tools.dns_checks import (
+    aligned,
+    check_dkim,
+    check_dmarc,
+    check_spf,
+    diagnose,
+    mx_hosts,
+    organizational_domain,
+    resolver_lookup,
+)
 
 
 def _rsa_record(bits):
@@ -186,3 +195,114 @@ def test_diagnosis_starttls(lookup):
     diagnosis = diagnose("pass.example", lookup, ips=["192.0.2.9"], starttls=lambda host: host == "mx1.pass.example")
     mx = next(f for f in diagnosis.findings if f.check == "mx")
     assert mx.status == "warn" and "no STARTTLS on mx2.pass.example" in mx.summary
+
+
+# -- DMARC as RFC 9989 defines it: DNS tree walk, psd, np, t; pct gone ----------------------------------------
+UK_ZONE = {
+    ("_dmarc.example.co.uk", "TXT"): ["v=DMARC1; p=reject; sp=quarantine; np=reject; rua=mailto:dmarc@example.co.uk"],
+    ("_dmarc.co.uk", "TXT"): ["v=DMARC1; p=none; psd=y"],  # the public suffix operator's own record
+    ("_dmarc.other.co.uk", "TXT"): ["v=DMARC1; p=reject; rua=mailto:d@other.co.uk"],
+    ("_dmarc.legacy.example", "TXT"): ["v=DMARC1; p=quarantine; pct=25; rua=mailto:d@legacy.example"],
+    ("_dmarc.full.example", "TXT"): ["v=DMARC1; p=reject; pct=100; rua=mailto:d@full.example"],
+    ("_dmarc.testing.example", "TXT"): ["v=DMARC1; p=reject; t=y; rua=mailto:d@testing.example"],
+    ("_dmarc.twice.example", "TXT"): ["v=DMARC1; p=reject", "v=DMARC1; p=none"],
+    ("_dmarc.deep.example", "TXT"): ["v=DMARC1; p=quarantine; rua=mailto:d@deep.example"],
+}
+
+
+@pytest.fixture(scope="module")
+def uk_dns():
+    with DnsServer(UK_ZONE) as server:
+        yield server
+
+
+@pytest.fixture
+def uk(uk_dns):
+    uk_dns.queries.clear()
+    return resolver_lookup(uk_dns.resolver())
+
+
+def test_subdomain_whose_organizational_domain_is_not_the_last_two_labels(uk):
+    dmarc = check_dmarc("mail.example.co.uk", uk)
+    assert dmarc.walk == ["_dmarc.mail.example.co.uk", "_dmarc.example.co.uk", "_dmarc.co.uk", "_dmarc.uk"]
+    assert (dmarc.record_domain, dmarc.org_domain) == ("example.co.uk", "example.co.uk")
+    # a subdomain without its own record gets the parent's sp (the last-two-labels guess read co.uk's p=none)
+    assert (dmarc.policy_tag, dmarc.policy, dmarc.nonexistent_policy, dmarc.status) == (
+        "sp",
+        "quarantine",
+        "reject",
+        "ok",
+    )
+    own = check_dmarc("example.co.uk", uk)
+    assert (own.policy_tag, own.policy, own.org_domain) == ("p", "reject", "example.co.uk")
+
+
+def test_organizational_domain_by_the_tree_walk(uk):
+    assert organizational_domain("mail.example.co.uk", uk) == "example.co.uk"  # psd=y at co.uk: one label below
+    assert organizational_domain("a.b.other.co.uk", uk) == "other.co.uk"
+    assert organizational_domain("nothing.example", uk) == "nothing.example"  # no record anywhere: itself
+    zone = {("_dmarc.example.co.uk", "TXT"): ["v=DMARC1; p=reject"], ("_dmarc.co.uk", "TXT"): ["v=DMARC1; p=none"]}
+    with DnsServer(zone) as server:
+        lookup = resolver_lookup(server.resolver())
+        # without psd=y, the record with the fewest labels wins: co.uk
+        assert organizational_domain("mail.example.co.uk", lookup) == "co.uk"
+        server.records[("_dmarc.example.co.uk", "TXT")] = ["v=DMARC1; p=reject; psd=n"]
+        assert organizational_domain("mail.example.co.uk", lookup) == "example.co.uk"
+
+
+def test_alignment_uses_the_organizational_domain(uk):
+    assert aligned("mail.example.co.uk", "example.co.uk", "r", uk)
+    assert not aligned("mail.example.co.uk", "example.co.uk", "s", uk)
+    assert not aligned("example.co.uk", "other.co.uk", "r", uk)
+
+
+def test_tree_walk_asks_at_most_eight_names(uk_dns, uk):
+    domain = "a.b.c.d.e.f.g.h.i.deep.example"
+    dmarc = check_dmarc(domain, uk)
+    asked = [name for name, rdtype in uk_dns.queries if name.startswith("_dmarc.")]
+    assert len(set(asked)) == 8 and "_dmarc.a.b.c.d.e.f.g.h.i.deep.example" in asked
+    assert (dmarc.record_domain, dmarc.org_domain, dmarc.policy) == ("deep.example", "deep.example", "quarantine")
+
+
+def test_pct_is_gone_and_t_tests(uk):
+    legacy = check_dmarc("legacy.example", uk)
+    assert legacy.pct == 25 and any("RFC 9989 removed pct" in problem for problem in legacy.problems)
+    full = check_dmarc("full.example", uk)
+    assert full.status == "ok" and full.problems == [] and "pct=100 can go: RFC 9989 removed pct" in full.notes
+    testing = check_dmarc("testing.example", uk)
+    assert (testing.status, testing.testing) == ("testing", True)
+    twice = check_dmarc("twice.example", uk)
+    assert twice.status == "missing" and "_dmarc.twice.example has 2 DMARC records" in twice.problems[1]
+
+
+def test_dmarc_findings_say_what_receivers_apply_and_what_to_publish(uk):
+    (finding,) = [f for f in diagnose("mail.example.co.uk", uk).findings if f.check == "dmarc"]
+    assert finding.status == "ok"
+    assert finding.summary.startswith(
+        "DMARC sp=quarantine for mail.example.co.uk (from _dmarc.example.co.uk); np=reject, adkim=r, aspf=r; "
+        "organizational domain example.co.uk (RFC 9989 DNS tree walk)"
+    )
+    (legacy,) = [f for f in diagnose("legacy.example", uk).findings if f.check == "dmarc"]
+    assert legacy.status == "warn"
+    assert legacy.fix == (
+        '_dmarc.legacy.example TXT "v=DMARC1; p=quarantine; rua=mailto:d@legacy.example; t=y" while you test, '
+        'then "v=DMARC1; p=quarantine; rua=mailto:d@legacy.example"'
+    )
+    (testing,) = [f for f in diagnose("testing.example", uk).findings if f.check == "dmarc"]
+    assert testing.status == "warn" and "t=y (testing)" in testing.summary
+    assert (
+        testing.fix
+        == '_dmarc.testing.example TXT "v=DMARC1; p=reject; rua=mailto:d@testing.example" once testing is over'
+    )
+    (missing,) = [f for f in diagnose("nothing.example", uk).findings if f.check == "dmarc"]
+    assert missing.summary == "no DMARC record (RFC 9989 DNS tree walk: _dmarc.nothing.example, _dmarc.example)"
+
+
+def test_dmarc_walk_stops_when_the_dns_does_not_answer():
+    zone = {("_dmarc.mail.example.co.uk", "TXT"): [SERVFAIL], ("_dmarc.example.co.uk", "TXT"): ["v=DMARC1; p=reject"]}
+    with DnsServer(zone) as server:
+        dmarc = check_dmarc("mail.example.co.uk", resolver_lookup(server.resolver(lifetime=0.5)))
+        asked = [name for name, _rdtype in server.queries]
+    assert dmarc.status == "temperror"
+    assert dmarc.problems == ["the DNS did not answer for _dmarc.mail.example.co.uk"]
+    assert "_dmarc.example.co.uk" not in asked, "nothing above an unanswered name is asked"

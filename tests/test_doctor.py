@@ -63,3 +63,30 @@ def test_doctor_unresolvable_smtp_host():
         result = _doctor(server, "practice.example", "--smtp-host", "nowhere.example")
     assert result.returncode == 2
     assert "nowhere.example does not resolve" in result.stdout
+
+
+def test_doctor_gives_rfc9989_answers_for_a_subdomain_under_a_public_suffix():
+    """mail.example.co.uk: its organizational domain is example.co.uk, not the last two labels (co.uk)."""
+    zone = {
+        ("mail.example.co.uk", "TXT"): ["v=spf1 ip4:192.0.2.10 -all"],
+        ("mail.example.co.uk", "MX"): ["10 mx.example.co.uk"],
+        ("_dmarc.example.co.uk", "TXT"): [
+            "v=DMARC1; p=reject; sp=quarantine; np=reject; pct=50; rua=mailto:dmarc@example.co.uk"
+        ],
+        ("_dmarc.co.uk", "TXT"): ["v=DMARC1; p=none; psd=y"],
+    }
+    with DnsServer(zone) as server:
+        result = _doctor(server, "mail.example.co.uk", "--ip", "192.0.2.10")
+        asked = [name for name, rdtype in server.queries if rdtype == "TXT" and name.startswith("_dmarc.")]
+    assert result.returncode == 1, result.stdout + result.stderr  # warnings: no DKIM selector, pct
+    assert set(asked) == {"_dmarc.mail.example.co.uk", "_dmarc.example.co.uk", "_dmarc.co.uk", "_dmarc.uk"}
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("WARN  DMARC")]
+    assert line.startswith(
+        "WARN  DMARC DMARC sp=quarantine for mail.example.co.uk (from _dmarc.example.co.uk); np=reject, adkim=r, "
+        "aspf=r; organizational domain example.co.uk (RFC 9989 DNS tree walk)"
+    ), line
+    assert "pct=50: RFC 9989 removed pct" in line
+    assert (
+        'fix: _dmarc.example.co.uk TXT "v=DMARC1; p=reject; sp=quarantine; np=reject; '
+        'rua=mailto:dmarc@example.co.uk; t=y" while you test' in result.stdout
+    )

@@ -24,6 +24,7 @@ from ..tools import dkim as dkim_tool
 from ..tools import dns_checks, hostport, netpolicy, presets, secrets
 from ..tools import limits as limits_tool
 from ..tools import routing as routing_tool
+from ..tools.headers import RawHeader, keep_raw
 from ..tools.smtp_errors import MessageTooLarge
 from . import params
 from .access import require_admin
@@ -34,6 +35,8 @@ _logger = logging.getLogger(__name__)
 # Private header that carries the mail.mail id from _prepare_outgoing_list to
 # send_email, where it is removed before the message leaves.
 MAIL_ID_HEADER = "X-Smtp-Routing-Mail-Id"
+# written as they are, never refolded into encoded words (Gmail reads List-Unsubscribe byte for byte)
+UNFOLDED_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post")
 DNS_NAMESERVER = "smtp_routing.dns_nameserver"
 PERSONAL_ALLOW_PRIVATE = "smtp_routing.personal_servers_allow_private"
 OAUTH_AUTHENTICATIONS = ("gmail", "outlook")
@@ -399,6 +402,12 @@ class IrMailServer(models.Model):
     smtp_routing_failed_24h = fields.Integer(
         string="Failed (24h)", compute="_compute_smtp_routing_history", groups=ADMINS
     )
+    smtp_routing_bounced_24h = fields.Integer(
+        string="Bounced (24h)",
+        compute="_compute_smtp_routing_history",
+        help="Bounce reports received in the last 24 hours for mail this server carried.",
+        groups=ADMINS,
+    )
     smtp_routing_last_error = fields.Char(string="Last Error", compute="_compute_smtp_routing_history", groups=ADMINS)
     smtp_routing_last_error_date = fields.Datetime(
         string="Last Error On", compute="_compute_smtp_routing_history", groups=ADMINS
@@ -547,6 +556,7 @@ class IrMailServer(models.Model):
         for server in self:
             server.smtp_routing_sent_24h = counts.get((server.id, "sent"), 0)
             server.smtp_routing_failed_24h = counts.get((server.id, "failed"), 0)
+            server.smtp_routing_bounced_24h = counts.get((server.id, "bounced"), 0)
             last = Log
             if server.id:
                 last = Log.search([("server_id", "=", server.id), ("outcome", "=", "failed")], limit=1)
@@ -1191,6 +1201,7 @@ class IrMailServer(models.Model):
 
     def _prepare_email_message(self, message, smtp_session):
         smtp_from, smtp_to_list, message = self._smtp_routing_prepare_identity(message, smtp_session)
+        keep_raw(message, UNFOLDED_HEADERS)
         self._smtp_routing_dkim_sign(message)
         return smtp_from, smtp_to_list, message
 
@@ -1262,9 +1273,8 @@ class IrMailServer(models.Model):
         # the same generator smtplib.send_message() uses, so the signed bytes are the sent bytes
         email.generator.BytesGenerator(buffer).flatten(message, linesep="\r\n")
         value = dkim_tool.sign(buffer.getvalue(), domain, selector, pem)
-        head, _, signature = value.rpartition("b=")
-        # whitespace inside b= is ignored by verifiers (RFC 6376 3.2): give the header folding points
-        message["DKIM-Signature"] = head + "b=" + " ".join(signature[i : i + 64] for i in range(0, len(signature), 64))
+        # written as is, folded only at its spaces: the email package would turn a long h= list into encoded words
+        message["DKIM-Signature"] = RawHeader("DKIM-Signature", dkim_tool.foldable(value), max_line=78)
 
     @api.model
     def send_email(

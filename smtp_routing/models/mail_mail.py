@@ -3,6 +3,7 @@ from odoo import api, fields, models
 from odoo.tools import email_normalize
 
 from ..tools import routing
+from ..tools.unsubscribe import list_unsubscribe_headers
 from . import params
 from .ir_mail_server import MAIL_ID_HEADER
 from .mail_queue import QueueRun
@@ -164,10 +165,27 @@ class MailMail(models.Model):
         return result
 
     def _prepare_outgoing_list(self, mail_server=False, recipients_follower_status=None):
-        """Tag each outgoing email with its mail.mail id for the delivery log (removed before sending)."""
+        """Tag each outgoing email with its mail.mail id for the delivery log (removed before sending).
+
+        Bulk mail also gets a one-click unsubscribe link (RFC 8058) when it has none (mass_mailing's is kept).
+        """
         emails = super()._prepare_outgoing_list(
             mail_server=mail_server, recipients_follower_status=recipients_follower_status
         )
+        bulk = self._smtp_routing_purpose() == "bulk"
         for outgoing in emails:
             outgoing["headers"] = {**(outgoing.get("headers") or {}), MAIL_ID_HEADER: str(self.id)}
+            if bulk:
+                self._smtp_routing_add_unsubscribe(outgoing)
         return emails
+
+    def _smtp_routing_add_unsubscribe(self, outgoing):
+        """List-Unsubscribe and List-Unsubscribe-Post for an email to one address, unless it has them."""
+        headers = outgoing["headers"]
+        if any(name.lower() == "list-unsubscribe" for name in headers):
+            return
+        addresses = {email_normalize(address) for address in outgoing.get("email_to") or []}
+        if len(addresses) != 1 or None in addresses:
+            return  # a link must name the one person who clicks it
+        url = self.env["mail.blacklist"]._smtp_routing_unsubscribe_url(addresses.pop(), self.get_base_url())
+        headers.update(list_unsubscribe_headers(url))

@@ -2,7 +2,9 @@
 from datetime import timedelta
 
 from odoo import api, fields, models
+from odoo.tools import email_normalize
 
+from ..tools.bounces import CLASSES as BOUNCE_CLASSES
 from ..tools.smtp_errors import CATEGORIES, classify
 from . import params
 
@@ -23,11 +25,20 @@ CATEGORY_SELECTION = [
 ]
 assert [code for code, _label in CATEGORY_SELECTION] == list(CATEGORIES)
 
+BOUNCE_CLASS_SELECTION = [
+    ("hard", "Hard bounce"),
+    ("soft", "Soft bounce"),
+    ("policy", "Blocked by policy"),
+    ("other", "Other bounce"),
+]
+assert [code for code, _label in BOUNCE_CLASS_SELECTION] == list(BOUNCE_CLASSES)
+
 SOURCE_SELECTION = [
     ("queue", "Queue"),
     ("send_now", "Send now"),
     ("test", "Test email"),
     ("direct", "Direct"),
+    ("bounce", "Bounce report"),
 ]
 RETENTION_PARAM = "smtp_routing.log_retention_days"
 DEFAULT_RETENTION_DAYS = 90
@@ -52,32 +63,54 @@ class SmtpRoutingDeliveryLog(models.Model):
     recipient_count = fields.Integer(string="Recipient Count", readonly=True, aggregator="sum")
     source = fields.Selection(SOURCE_SELECTION, required=True, default="direct", readonly=True)
     stage = fields.Selection(
-        [("policy", "Checked before sending"), ("connect", "Connect"), ("send", "Send")],
+        [("policy", "Checked before sending"), ("connect", "Connect"), ("send", "Send"), ("bounce", "After sending")],
         required=True,
         default="send",
         readonly=True,
         help="Checked before sending: refused by a rule (Send-As). Connect: the connection or login failed before "
-        "any message. Send: one message's SMTP transaction.",
+        "any message. Send: one message's SMTP transaction. After sending: the server accepted the mail, and a "
+        "bounce came back later.",
     )
-    outcome = fields.Selection([("sent", "Sent"), ("failed", "Failed")], required=True, readonly=True, index=True)
+    outcome = fields.Selection(
+        [("sent", "Sent"), ("failed", "Failed"), ("bounced", "Bounced")],
+        required=True,
+        readonly=True,
+        index=True,
+        help="Bounced: the server took the mail, then the receiving side sent it back (a bounce report).",
+    )
     category = fields.Selection(CATEGORY_SELECTION, readonly=True, index=True)
+    bounce_class = fields.Selection(
+        BOUNCE_CLASS_SELECTION,
+        string="Bounce Type",
+        readonly=True,
+        index="btree_not_null",
+        help="Hard: the address cannot receive mail (no such user or domain). Soft: it may later (mailbox full, "
+        "temporarily unavailable). Blocked by policy: refused for what the mail or its sender is (spam or content "
+        "block, SPF/DKIM/DMARC failure). Only hard bounces (and unclassified ones) count towards the blacklist.",
+    )
+    bounce_message_id = fields.Char(
+        string="Bounce Message-Id", readonly=True, index="btree_not_null", help="The bounce report's own Message-Id."
+    )
     smtp_code = fields.Integer(string="SMTP Code", readonly=True, aggregator=None)
     enhanced_status = fields.Char(string="Enhanced Status", readonly=True)
     reply = fields.Text(string="Server Reply", readonly=True)
     duration_ms = fields.Integer(string="Duration (ms)", readonly=True, aggregator="avg")
     summary = fields.Char(compute="_compute_summary")
 
-    @api.depends("outcome", "category", "smtp_code", "enhanced_status", "reply", "server_name")
+    @api.depends("outcome", "category", "bounce_class", "smtp_code", "enhanced_status", "reply", "server_name")
     def _compute_summary(self):
         labels = dict(self._fields["category"]._description_selection(self.env))
+        bounce_labels = dict(self._fields["bounce_class"]._description_selection(self.env))
         for log in self:
             if log.outcome == "sent":
                 log.summary = self.env._("Sent via %(server)s", server=log.server_name or "?")
                 continue
+            if log.outcome == "bounced":
+                label = bounce_labels.get(log.bounce_class, log.bounce_class or "")
+            else:
+                label = labels.get(log.category, log.category or "")
             code = " ".join(str(part) for part in (log.smtp_code or "", log.enhanced_status or "") if part)
-            log.summary = " - ".join(
-                part for part in (labels.get(log.category, log.category or ""), code, log.reply or "") if part
-            )
+            log.summary = " - ".join(part for part in (label, code, log.reply or "") if part)
 
     # -- recording (called while sending; buffered, written in one INSERT) -------------------
     @api.model
@@ -150,6 +183,101 @@ class SmtpRoutingDeliveryLog(models.Model):
             if vals["mail_id"] not in existing_mails:
                 vals["mail_id"] = False
         return self.sudo().create(buffer)
+
+    # -- bounces (reported later, through the mail gateway) -----------------------------------
+    @api.model
+    def _smtp_routing_sent_attempt(self, message_id, recipient):
+        """The latest successful attempt that carried ``message_id`` (to ``recipient`` when known)."""
+        if not message_id:
+            return self.browse()
+        domain = [("message_id", "=", message_id), ("outcome", "=", "sent")]
+        if recipient:
+            attempt = self.search(domain + [("recipients", "ilike", recipient)], limit=1)
+            if attempt:
+                return attempt
+        return self.search(domain, limit=1)
+
+    @api.model
+    def _smtp_routing_bounced_mail(self, message_id, recipient, legacy_mail_id=None):
+        """The mail.mail that bounced, while it still exists: by Message-Id (and recipient), else by legacy id."""
+        Mail = self.env["mail.mail"].sudo()
+        mails = Mail.search([("message_id", "=", message_id)], limit=20) if message_id else Mail
+        if len(mails) > 1 and recipient:
+            mails = (
+                mails.filtered(
+                    lambda mail: (
+                        recipient in (mail.email_to or "").lower()
+                        or recipient in mail.recipient_ids.mapped("email_normalized")
+                    )
+                )
+                or mails
+            )
+        if not mails and legacy_mail_id:
+            mails = Mail.browse(legacy_mail_id).exists()
+        return mails[:1]
+
+    @api.model
+    def _smtp_routing_bounce_summary(self, entry):
+        """One line for people: the bounce's type, its status code and the receiving server's words."""
+        label = dict(self._fields["bounce_class"]._description_selection(self.env)).get(entry.bounce_class, "")
+        return self.env._(
+            "%(type)s (%(status)s): %(words)s",
+            type=label,
+            status=entry.status or "-",
+            words=entry.diagnostic or "-",
+        )
+
+    @api.model
+    def _smtp_routing_record_bounces(self, report, message_dict):
+        """One ``bounced`` row per recipient the report names, linked to the mail, its server and recipient.
+
+        ``report`` is a :class:`..tools.bounces.BounceReport`; ``message_dict`` what Odoo's gateway parsed
+        (its ``bounced_email``/``bounced_message`` fill gaps). A report with nothing readable still gets a row,
+        so no bounce goes unseen. The same bounce processed twice is recorded once.
+        """
+        bounce_id = message_dict.get("message_id") or False
+        bounced_message = message_dict.get("bounced_message")
+        message_id = report.original_message_id or (bounced_message.message_id if bounced_message else False)
+        odoo_email = message_dict.get("bounced_email") or False
+        entries = list(report.recipients) or [None]
+        values = []
+        for entry in entries:
+            recipient = email_normalize((entry.recipient if entry else None) or "") or (
+                odoo_email if len(entries) == 1 else False
+            )
+            if bounce_id and self.search_count(
+                [("bounce_message_id", "=", bounce_id), ("recipients", "=", recipient or False)], limit=1
+            ):
+                continue
+            attempt = self._smtp_routing_sent_attempt(message_id, recipient)
+            mail = attempt.mail_id or self._smtp_routing_bounced_mail(message_id, recipient, report.legacy_mail_id)
+            server = attempt.server_id or mail.smtp_routing_server_id
+            reply = (entry.diagnostic if entry else "") or message_dict.get("subject") or ""
+            values.append(
+                {
+                    "date": fields.Datetime.now(),
+                    "server_id": server.id or False,
+                    "server_name": server.name or attempt.server_name or False,
+                    "mail_id": mail.id or False,
+                    "message_id": message_id or (mail.message_id if mail else False) or False,
+                    "subject": (attempt.subject or report.original_subject or (mail.subject if mail else "") or "")[
+                        :250
+                    ]
+                    or False,
+                    "email_from": (attempt.email_from or report.original_from or "")[:250] or False,
+                    "recipients": recipient or False,
+                    "recipient_count": 1 if recipient else 0,
+                    "source": "bounce",
+                    "stage": "bounce",
+                    "outcome": "bounced",
+                    "bounce_class": entry.bounce_class if entry else "other",
+                    "smtp_code": (entry.smtp_code if entry else None) or False,
+                    "enhanced_status": (entry.status if entry else None) or False,
+                    "reply": reply[:2000] or False,
+                    "bounce_message_id": bounce_id,
+                }
+            )
+        return self.sudo().create(values) if values else self.browse()
 
     # -- housekeeping ---------------------------------------------------------------------
     @api.autovacuum

@@ -1,6 +1,10 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from . import test_access
 from . import test_admin_screens
+from . import test_bounce_gateway
+from . import test_bounce_mass_mailing
+from . import test_bulk_readiness
+from . import test_bulk_unsubscribe
 from . import test_credentials
 from . import test_deliverability
 from . import test_delivery_log

@@ -27,6 +27,7 @@ DEFAULT_HEADERS = (
     "content-type",
     "content-transfer-encoding",
     "list-unsubscribe",
+    "list-unsubscribe-post",
 )
 
 
@@ -135,6 +136,16 @@ def sign(message, domain, selector, private_pem, headers=DEFAULT_HEADERS, timest
     else:
         signature = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
     return unsigned + base64.b64encode(signature).decode()
+
+
+def foldable(value, width=64):
+    """The signature value with spaces inside b= (verifiers ignore them, RFC 6376 3.2): points to fold the header at.
+
+    >>> foldable("v=1; a=rsa-sha256; b=" + "A" * 10, width=4)
+    'v=1; a=rsa-sha256; b=AAAA AAAA AA'
+    """
+    head, _, signature = value.rpartition("b=")
+    return head + "b=" + " ".join(signature[i : i + width] for i in range(0, len(signature), width))
 
 
 def public_record(private_pem):

@@ -318,61 +318,187 @@ def check_dkim(domain, selector, lookup):
     return DkimKey(selector, "ok", key_type, bits, f"{bits}-bit RSA key")
 
 
-# -- DMARC -----------------------------------------------------------------------------------------------
+# -- DMARC (RFC 9989) ---------------------------------------------------------------------------------------
+MAX_WALK = 8  # RFC 9989 DNS Tree Walk: the domain itself, then at most 7 labels, down to the top-level domain
+POLICIES = ("none", "quarantine", "reject")
+
+
 @dataclass
 class DmarcResult:
-    status: str  # ok, monitoring, missing, invalid
+    """The DMARC policy receivers apply to mail from ``domain`` (RFC 9989), and what is wrong with it."""
+
+    status: str  # ok, monitoring, testing, missing, invalid, temperror (the DNS did not answer)
     domain: str
     record: str | None = None
-    policy: str | None = None
-    subdomain_policy: str | None = None
-    pct: int = 100
+    policy: str | None = None  # what applies to mail from ``domain``
+    policy_tag: str = "p"  # the tag it comes from: p (the domain's own record) or sp (a parent's)
+    record_domain: str | None = None  # where the record was found (the domain, or a parent)
+    org_domain: str | None = None  # organizational domain, by the DNS Tree Walk
+    subdomain_policy: str | None = None  # sp, else p
+    nonexistent_policy: str | None = None  # np, else sp, else p: for subdomains that do not exist
+    psd: str = "u"  # y: a public suffix domain; n: an organizational domain; u: unknown
+    testing: bool = False  # t=y
+    pct: int | None = None  # gone in RFC 9989; reported when a record still has it
     adkim: str = "r"
     aspf: str = "r"
     rua: list = field(default_factory=list)
     ruf: list = field(default_factory=list)
     problems: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    walk: list = field(default_factory=list)  # the names queried, in order
+
+
+def tree_walk_targets(domain):
+    """The names the RFC 9989 DNS Tree Walk queries (``_dmarc.`` + each), in order.
+
+    >>> tree_walk_targets("mail.example.co.uk")
+    ['mail.example.co.uk', 'example.co.uk', 'co.uk', 'uk']
+    >>> tree_walk_targets("a.b.c.d.e.f.g.h.i.example")  # 10 labels: straight to 7, then one at a time
+    ['a.b.c.d.e.f.g.h.i.example', 'd.e.f.g.h.i.example', 'e.f.g.h.i.example', 'f.g.h.i.example', \
+'g.h.i.example', 'h.i.example', 'i.example', 'example']
+    """
+    labels = domain.lower().rstrip(".").split(".")
+    return [".".join(labels)] + [
+        ".".join(labels[-count:]) for count in range(min(len(labels) - 1, MAX_WALK - 1), 0, -1)
+    ]
+
+
+def dmarc_records(domain, lookup):
+    """The DMARC records published for ``domain`` (TXT at ``_dmarc.<domain>`` starting with v=DMARC1).
+
+    :raises DnsTemporaryError: when the DNS does not answer.
+    """
+    return [r for r in lookup(f"_dmarc.{domain}", "TXT") if re.match(r"^v\s*=\s*DMARC1\s*(;|$)", r.strip(), re.I)]
+
+
+def _walk(domain, lookup, stop_at_first):
+    """[(name, records)] along the tree walk; policy discovery stops at the first name with exactly one record.
+
+    A name the DNS did not answer for ends the walk with ``(name, None)``: what lies above it is unknown.
+    """
+    found = []
+    for target in tree_walk_targets(domain):
+        try:
+            records = dmarc_records(target, lookup)
+        except DnsTemporaryError:
+            found.append((target, None))
+            break
+        found.append((target, records))
+        if stop_at_first and len(records) == 1:
+            break
+    return found
+
+
+def organizational_domain(domain, lookup, walk=None):
+    """The organizational domain of ``domain`` (RFC 9989 4.10.2), found in DNS instead of a public suffix list.
+
+    Walking up from ``domain``: a record with psd=n makes its domain the organizational domain; a record with
+    psd=y above ``domain`` makes the domain one label below it the organizational domain; otherwise the domain
+    with the fewest labels that publishes a record is. With no record at all, ``domain`` itself is.
+    """
+    labels = domain.lower().rstrip(".").split(".")
+    walk = walk if walk is not None else _walk(domain, lookup, stop_at_first=False)
+    with_record = [(target, records[0]) for target, records in walk if records and len(records) == 1]
+    for target, record in with_record:
+        psd = _tags(record).get("psd", "u").lower()
+        if psd == "n":
+            return target
+        if psd == "y" and target != ".".join(labels):
+            return ".".join(labels[-(target.count(".") + 2) :])
+    if with_record:
+        return min(with_record, key=lambda item: item[0].count("."))[0]
+    return ".".join(labels)
+
+
+def aligned(domain, other, mode, lookup):
+    """DMARC identifier alignment: strict (s) needs the same domain, relaxed (r) the same organizational domain."""
+    domain, other = domain.lower().rstrip("."), other.lower().rstrip(".")
+    if domain == other:
+        return True
+    return mode != "s" and organizational_domain(domain, lookup) == organizational_domain(other, lookup)
+
+
+def _read_dmarc_tags(result, tags, own):
+    """Fill ``result`` from a record's tags; ``own``: the record is the domain's own, not a parent's."""
+    policy = tags.get("p", "").lower()
+    subdomain = tags.get("sp", "").lower() or policy
+    result.subdomain_policy = subdomain or None
+    result.nonexistent_policy = tags.get("np", "").lower() or subdomain or None
+    result.policy_tag = "p" if own or "sp" not in tags else "sp"
+    result.policy = (policy if own else subdomain) or "none"
+    result.psd = tags.get("psd", "u").lower()
+    result.testing = tags.get("t", "n").lower() == "y"
+    result.adkim, result.aspf = tags.get("adkim", "r").lower(), tags.get("aspf", "r").lower()
+    result.rua = [a for a in tags.get("rua", "").split(",") if a]
+    result.ruf = [a for a in tags.get("ruf", "").split(",") if a]
+    if "p" not in tags:
+        result.problems.append("no p= tag: receivers treat the record as p=none")
+    for name in ("p", "sp", "np"):
+        if name in tags and tags[name].lower() not in POLICIES:
+            result.problems.append(f"{name}= must be none, quarantine or reject, not {tags[name]!r}")
+            result.status = "invalid"
+
+
+def _legacy_dmarc_tags(result, tags):
+    """pct, rf and ri are gone in RFC 9989: say so, and what a record relying on pct should do instead."""
+    if "pct" in tags:
+        result.pct = int(tags["pct"]) if tags["pct"].isdigit() else None
+        if result.pct == 100:
+            result.notes.append("pct=100 can go: RFC 9989 removed pct")
+        else:
+            result.problems.append(
+                f"pct={tags['pct']}: RFC 9989 removed pct, receivers apply the policy to all failing mail; "
+                "remove it, and use t=y while you test"
+            )
+    for legacy in ("rf", "ri"):
+        if legacy in tags:
+            result.notes.append(f"{legacy}= is gone in RFC 9989 and ignored")
 
 
 def check_dmarc(domain, lookup):
-    names = [f"_dmarc.{domain}"]
-    labels = domain.split(".")
-    if len(labels) > 2:
-        names.append("_dmarc." + ".".join(labels[-2:]))  # organizational domain (no public suffix list)
-    for name in names:
-        records = [r for r in _safe(lookup, name, "TXT") if r.strip().lower().startswith("v=dmarc1")]
-        if records:
-            break
-    else:
-        return DmarcResult("missing", domain, problems=["no DMARC record"])
-    if len(records) > 1:
-        return DmarcResult("invalid", domain, records[0], problems=["several DMARC records"])
-    tags = _tags(records[0])
-    policy = tags.get("p", "").lower()
+    """The DMARC policy for mail from ``domain``: RFC 9989 policy discovery and organizational domain."""
+    domain = domain.lower().rstrip(".")
+    full_walk = _walk(domain, lookup, stop_at_first=False)
     result = DmarcResult(
-        "ok",
+        "missing",
         domain,
-        records[0],
-        policy,
-        tags.get("sp", policy).lower() or None,
-        adkim=tags.get("adkim", "r"),
-        aspf=tags.get("aspf", "r"),
-        rua=[a for a in tags.get("rua", "").split(",") if a],
-        ruf=[a for a in tags.get("ruf", "").split(",") if a],
+        org_domain=organizational_domain(domain, lookup, full_walk),
+        walk=[f"_dmarc.{target}" for target, _records in full_walk],
     )
-    if policy not in ("none", "quarantine", "reject"):
-        result.status = "invalid"
-        result.problems.append("p= must be none, quarantine or reject")
+    for target, records in full_walk:
+        if records is None:
+            result.problems.append(f"the DNS did not answer for _dmarc.{target}")
+        elif len(records) > 1:
+            result.problems.append(f"_dmarc.{target} has {len(records)} DMARC records: receivers ignore them all")
+    result.record_domain, result.record = next(((t, r[0]) for t, r in full_walk if r and len(r) == 1), (None, None))
+    if result.record is None:
+        if full_walk[-1][1] is None:
+            result.status = "temperror"
+            return result
+        result.problems.insert(0, "no DMARC record")
         return result
-    try:
-        result.pct = int(tags.get("pct", "100"))
-    except ValueError:
-        result.problems.append(f"pct={tags.get('pct')} is not a number")
-    if policy == "none":
+    tags = _tags(result.record)
+    own = result.record_domain == domain
+    _read_dmarc_tags(result, tags, own)
+    if result.status == "invalid":
+        return result
+    if not own:
+        result.notes.append(
+            f"{domain} has no record of its own: receivers apply {result.policy_tag}= of _dmarc.{result.record_domain}"
+        )
+    _legacy_dmarc_tags(result, tags)
+    if result.psd == "y" and own:
+        result.problems.append("psd=y declares this domain a public suffix, not a sender's domain")
+    result.status = "ok"
+    if result.policy == "none":
         result.status = "monitoring"
         result.problems.append("p=none only monitors: failing mail is still delivered")
-    if result.pct < 100:
-        result.problems.append(f"pct={result.pct}: the policy applies to part of the mail only")
+    elif result.testing:
+        result.status = "testing"
+        result.problems.append(
+            f"t=y (testing): receivers apply one step less than {result.policy_tag}={result.policy} "
+            "(reject as quarantine, quarantine as none)"
+        )
     if not result.rua:
         result.problems.append("no rua= address: you receive no aggregate reports")
     return result
@@ -494,25 +620,54 @@ def _dkim_findings(domain, lookup, selectors):
     return findings
 
 
+def _dmarc_summary(dmarc):
+    """What receivers apply, where it comes from, and the organizational domain (RFC 9989 tree walk)."""
+    origin = "" if dmarc.record_domain == dmarc.domain else f" (from _dmarc.{dmarc.record_domain})"
+    extra = [f"np={dmarc.nonexistent_policy}"] if dmarc.nonexistent_policy else []
+    extra += [f"adkim={dmarc.adkim}", f"aspf={dmarc.aspf}"] + (["t=y"] if dmarc.testing else [])
+    return (
+        f"DMARC {dmarc.policy_tag}={dmarc.policy} for {dmarc.domain}{origin}; {', '.join(extra)}; "
+        f"organizational domain {dmarc.org_domain} (RFC 9989 DNS tree walk)"
+    )
+
+
+def _dmarc_without(record, names):
+    """The record without these tags."""
+    parts = [part.strip() for part in record.split(";") if part.strip()]
+    return "; ".join(part for part in parts if part.split("=", 1)[0].strip().lower() not in names)
+
+
 def _dmarc_findings(domain, lookup):
     dmarc = check_dmarc(domain, lookup)
-    advice = f'_dmarc.{domain} TXT "v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}; adkim=r; aspf=r"'
+    target = dmarc.record_domain or domain
+    advice = f'_dmarc.{target} TXT "v=DMARC1; p=none; rua=mailto:dmarc-reports@{target}; adkim=r; aspf=r"'
+    if dmarc.status == "temperror":
+        return [Finding("dmarc", "fail", "DMARC unknown: " + "; ".join(dmarc.problems))]
     if dmarc.status == "missing":
-        return [Finding("dmarc", "fail", "no DMARC record", advice)]
+        walked = ", ".join(dmarc.walk)
+        return [Finding("dmarc", "fail", f"no DMARC record (RFC 9989 DNS tree walk: {walked})", advice)]
     if dmarc.status == "invalid":
         return [Finding("dmarc", "fail", "invalid DMARC record: " + "; ".join(dmarc.problems), advice)]
+    summary = _dmarc_summary(dmarc)
+    notes = "".join(f"; {note}" for note in dmarc.notes)
+    current = _dmarc_without(dmarc.record, ("pct", "rf", "ri"))
     if dmarc.status == "monitoring":
-        tighter = dmarc.record.replace("p=none", "p=quarantine")
+        tighter = re.sub(r"\bp\s*=\s*none\b", "p=quarantine", current, flags=re.I)
         return [
             Finding(
                 "dmarc",
                 "warn",
-                "DMARC p=none: " + "; ".join(dmarc.problems),
-                f'_dmarc.{domain} TXT "{tighter}" once the reports show your mail passes',
+                summary + ": " + "; ".join(dmarc.problems) + notes,
+                f'_dmarc.{target} TXT "{tighter}" once the reports show your mail passes',
             )
         ]
+    fix = ""
+    if dmarc.status == "testing":
+        fix = f'_dmarc.{target} TXT "{_dmarc_without(current, ("t",))}" once testing is over'
+    elif dmarc.pct is not None and dmarc.pct != 100:
+        fix = f'_dmarc.{target} TXT "{current}; t=y" while you test, then "{current}"'
     detail = "; " + "; ".join(dmarc.problems) if dmarc.problems else ""
-    return [Finding("dmarc", "warn" if dmarc.problems else "ok", f"DMARC p={dmarc.policy}{detail}")]
+    return [Finding("dmarc", "warn" if dmarc.problems else "ok", summary + detail + notes, fix)]
 
 
 def _mx_findings(domain, lookup, starttls):
