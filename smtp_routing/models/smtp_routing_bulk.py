@@ -123,6 +123,7 @@ class IrMailServer(models.Model):
         compute="_compute_smtp_routing_bulk_volume",
         help="Mail sent in the last 24 hours to Gmail, Yahoo and Outlook.com, against the 5,000 a day from which "
         "they apply their bulk-sender rules. Shown for servers of bulk routes.",
+        groups="base.group_system",  # counters are for administrators only
     )
 
     def _compute_smtp_routing_bulk_volume(self):
