@@ -21,16 +21,26 @@ The From check, in order:
    the user's companies pass;
 6. a Send-As permission for the address or its domain passes, possibly only
    through some servers;
-7. the user's current address, when it differs from the approved one (they
+7. outside strict mode, Odoo's "post on behalf of" passes: a From that Odoo
+   took from the author a caller named (no From given), when that author is an
+   internal user of one of the sender's companies;
+8. the user's current address, when it differs from the approved one (they
    changed it themselves), passes only outside strict mode and only if it
    belongs to nobody else (another user, a company, a shared mailbox, an
    alias);
-8. everything else is refused.
+9. everything else is refused.
 
 Forced servers, routes and companies (set on a message by its sender) are
 checked separately: :func:`check_server`, :func:`check_route`,
 :func:`check_company`. :func:`check_mail` runs all of them and returns the
 first refusal, or the From's verdict.
+
+Strict mode (``Policy.strict``) is Send-As without Odoo's conveniences: no
+"post on behalf of", no self-written own address, mailings checked like any
+mail, forced servers only among those offered to users. Outside it, Odoo's own
+test suites pass unchanged (they post on behalf of colleagues, change a user's
+address and send from it, and let marketing users choose a mailing's From and
+server).
 
 >>> ana = Actor(user_id=7, name="Ana", approved_email="ana@practice.example", company_ids=frozenset({1}))
 >>> check_from(ana, '"Ana" <Ana@Practice.Example>').code
@@ -63,6 +73,8 @@ ALLOWED_CODES = frozenset(
         "company",  # one of the user's companies' addresses
         "granted",  # a Send-As permission
         "granted_through",  # a Send-As permission through some servers only (see server_ids)
+        "named_author",  # outside strict mode: Odoo's "post on behalf of" an internal colleague
+        "shared_server",  # outside strict mode: a server of the user's companies, not another user's
         "not_forced",  # no server, route or company forced on the mail
         "own_server",  # the user's own personal server
         "offered",  # a server offered to users / a route selectable when writing
@@ -130,6 +142,7 @@ class MailRequest:
 
     email_from: str | None = None
     from_trusted: bool = False
+    from_named_author: bool = False  # Odoo took the From from the author the caller named, an internal colleague
     server: ServerFacts | None = None
     server_trusted: bool = False
     route: RouteFacts | None = None
@@ -217,7 +230,16 @@ def matching_grants(address, grants):
     return [grant for grant in grants if grant.address.strip().lower() in (address, domain)]
 
 
-def check_from(actor, email_from, policy=DEFAULT_POLICY, grants=(), trusted=False, server_id=None, is_claimed=None):
+def check_from(
+    actor,
+    email_from,
+    policy=DEFAULT_POLICY,
+    grants=(),
+    trusted=False,
+    server_id=None,
+    is_claimed=None,
+    named_author=False,
+):
     """May ``actor`` send as ``email_from`` (through ``server_id``, when known)?
 
     ``is_claimed(address)`` says whether an address belongs to someone else
@@ -264,6 +286,14 @@ def check_from(actor, email_from, policy=DEFAULT_POLICY, grants=(), trusted=Fals
     >>> check_from(ana, "support@x.example", policy, limited, server_id=4).code
     'wrong_server'
 
+    Odoo's "post on behalf of" an internal colleague (the From Odoo took from the named author)
+    passes outside strict mode only:
+
+    >>> check_from(ana, "carla@x.example", policy, named_author=True).code
+    'named_author'
+    >>> check_from(ana, "carla@x.example", Policy(strict=True), named_author=True).code
+    'not_granted'
+
     An address the user wrote into their own profile is not approved. Outside strict mode it
     passes unless it belongs to someone else; in strict mode it never does:
 
@@ -297,16 +327,11 @@ def check_from(actor, email_from, policy=DEFAULT_POLICY, grants=(), trusted=Fals
         return _allow("system_address", address=address)
     if policy.company_email and address in actor.company_emails:
         return _allow("company", address=address)
-    grants = matching_grants(address, grants)
-    if grants:
-        if any(not grant.server_ids for grant in grants):
-            return _allow("granted", address=address)
-        through = frozenset().union(*(grant.server_ids for grant in grants))
-        if server_id is None:
-            return _allow("granted_through", address=address, server_ids=through)
-        if server_id in through:
-            return _allow("granted", address=address)
-        return _deny("wrong_server", address=address, server_ids=through)
+    granted = _grant_verdict(address, grants, server_id)
+    if granted is not None:
+        return granted
+    if named_author and not policy.strict:
+        return _allow("named_author", address=address)
     if address == actor.current_email:
         if policy.strict or (is_claimed is not None and is_claimed(address)):
             return _deny("unapproved", address=address)
@@ -314,17 +339,39 @@ def check_from(actor, email_from, policy=DEFAULT_POLICY, grants=(), trusted=Fals
     return _deny("not_granted", address=address)
 
 
-def check_server(actor, server, trusted=False):
+def _grant_verdict(address, grants, server_id):
+    """The verdict of the Send-As permissions for ``address``, or None when none covers it."""
+    grants = matching_grants(address, grants)
+    if not grants:
+        return None
+    if any(not grant.server_ids for grant in grants):
+        return _allow("granted", address=address)
+    through = frozenset().union(*(grant.server_ids for grant in grants))
+    if server_id is None:
+        return _allow("granted_through", address=address, server_ids=through)
+    if server_id in through:
+        return _allow("granted", address=address)
+    return _deny("wrong_server", address=address, server_ids=through)
+
+
+def check_server(actor, server, trusted=False, policy=DEFAULT_POLICY):
     """May ``actor`` force ``server`` (a :class:`ServerFacts`, or None) on a mail?
+
+    Never another user's personal server, never another company's. In strict mode, only the servers
+    offered to users (or the user's own); outside it, any server of the user's companies, as Odoo lets
+    template editors and marketing users pick one.
 
     >>> ana = Actor(7, "Ana", company_ids=frozenset({1}), own_server_ids=frozenset({9}))
     >>> offered, relay = ServerFacts(2, "Offered", offered=True), ServerFacts(3, "Relay")
-    >>> [check_server(ana, s).code for s in (None, offered, relay, ServerFacts(9, "Mine", owner_id=7))]
+    >>> strict = Policy(strict=True)
+    >>> [check_server(ana, s, policy=strict).code for s in (None, offered, relay, ServerFacts(9, "Mine", owner_id=7))]
     ['not_forced', 'offered', 'not_offered', 'own_server']
+    >>> check_server(ana, relay).code
+    'shared_server'
     >>> check_server(ana, ServerFacts(8, "Ben's", owner_id=8, offered=True)).code
     'personal_server'
     >>> check_server(ana, ServerFacts(4, "B relay", offered=True, company_id=2)).code
-    'other_company'
+    'server_other_company'
     >>> check_server(ana, relay, trusted=True).code, check_server(Actor(system=True), relay).code
     ('trusted', 'system')
 
@@ -345,11 +392,13 @@ def check_server(actor, server, trusted=False):
             return _allow("own_server", subject=server.name)
         return _deny("personal_server", subject=server.name)
     if server.company_id and server.company_id not in actor.company_ids:
-        return _deny("other_company", subject=server.name)
+        return _deny("server_other_company", subject=server.name)
     if actor.admin:
         return _allow("admin", subject=server.name)
     if server.offered:
         return _allow("offered", subject=server.name)
+    if not policy.strict:
+        return _allow("shared_server", subject=server.name)
     return _deny("not_offered", subject=server.name)
 
 
@@ -403,8 +452,8 @@ def check_mail(actor, request, policy=DEFAULT_POLICY, grants=(), is_claimed=None
     >>> ana = Actor(7, "Ana", approved_email="ana@x.example", company_ids=frozenset({1}))
     >>> check_mail(ana, MailRequest("ana@x.example")).code
     'own'
-    >>> check_mail(ana, MailRequest("ana@x.example", server=ServerFacts(3, "Relay"))).code
-    'not_offered'
+    >>> check_mail(ana, MailRequest("ana@x.example", server=ServerFacts(3, "Relay", owner_id=8))).code
+    'personal_server'
     >>> check_mail(ana, MailRequest("ana@x.example", company_id=2)).code
     'other_company'
     >>> check_mail(ana, MailRequest("ceo@x.example", route=RouteFacts(1, "Mailshots", selectable=True))).code
@@ -417,7 +466,7 @@ def check_mail(actor, request, policy=DEFAULT_POLICY, grants=(), is_claimed=None
     >>> check_mail(ana, request, grants=[grant]).code
     'wrong_server'
     """
-    server_verdict = check_server(actor, request.server, request.server_trusted)
+    server_verdict = check_server(actor, request.server, request.server_trusted, policy)
     if not server_verdict:
         return server_verdict
     route_verdict = check_route(actor, request.route, request.route_trusted)
@@ -427,4 +476,13 @@ def check_mail(actor, request, policy=DEFAULT_POLICY, grants=(), is_claimed=None
     if not company_verdict:
         return company_verdict
     server_id = request.server.id if request.server else None
-    return check_from(actor, request.email_from, policy, grants, request.from_trusted, server_id, is_claimed)
+    return check_from(
+        actor,
+        request.email_from,
+        policy,
+        grants,
+        request.from_trusted,
+        server_id,
+        is_claimed,
+        request.from_named_author,
+    )
