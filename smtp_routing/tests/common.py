@@ -12,15 +12,15 @@ can leave for ``localhost:25``, and starts the loopback fixture from
 from unittest.mock import patch
 
 from odoo import modules
-from odoo.tests import TransactionCase
+from odoo.tests import HttpCase, TransactionCase
 from odoo.tools import config
 
 from ..testing.smtpd import SmtpServer
 from ..testing.tlscert import make_self_signed
 
 
-class LiveSmtpCase(TransactionCase):
-    """A TransactionCase with real SMTP delivery to loopback servers."""
+class LiveSmtpMixin:
+    """Real SMTP delivery to loopback servers, for a TransactionCase or an HttpCase."""
 
     smtp_credentials = {"odoo": "odoo-pass"}
     smtp_tls = "starttls"
@@ -78,3 +78,11 @@ class LiveSmtpCase(TransactionCase):
                 **values,
             }
         )
+
+
+class LiveSmtpCase(LiveSmtpMixin, TransactionCase):
+    """A TransactionCase with real SMTP delivery to loopback servers."""
+
+
+class LiveSmtpHttpCase(LiveSmtpMixin, HttpCase):
+    """An HttpCase (JSON-RPC as a real user) with real SMTP delivery to loopback servers."""
