@@ -239,6 +239,16 @@ class Judge:
                 user=name,
                 server=verdict.subject,
             )
+        if code == "personal_server_from":
+            approved = user.sudo().smtp_routing_approved_email if user else False
+            return _(
+                "%(server)s, %(user)s's personal server, sends from %(approved)s only, not %(address)s. Leave the "
+                "server empty to let the routing decide.",
+                server=verdict.subject,
+                user=name,
+                approved=approved or "?",
+                address=verdict.address,
+            )
         if code == "not_offered":
             return _(
                 "%(user)s may not send through %(server)s: it is not offered to users. Leave the server empty to let "

@@ -406,6 +406,14 @@ class TestPersonalServers(SendAsCommon, LiveSmtpCase):
         server = self.ana_server()
         self.assertEqual(server.from_filter, "ana@practice.example")
 
+    def test_forced_own_personal_server_only_for_the_approved_address(self):
+        server = self.ana_server()
+        message = self.post_as(self.ana, mail_server_id=server.id, email_from="info@practice.example")
+        self.assertEqual(self.own_sink.messages, [])
+        self.assertRefusedInChatter(message, "Ana Consultant's personal server, sends from ana@practice.example only")
+        self.post_as(self.ana, mail_server_id=server.id, email_from="ana@practice.example")
+        self.assertEqual({m.mail_from for m in self.own_sink.messages}, {"ana@practice.example"})
+
     def test_personal_server_never_a_failover_for_others(self):
         alias_domain = self.env["mail.alias.domain"].create({"name": "practice.example"})
         self.env.company.alias_domain_id = alias_domain  # system mail: notifications@practice.example

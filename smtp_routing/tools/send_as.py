@@ -459,6 +459,14 @@ def check_mail(actor, request, policy=DEFAULT_POLICY, grants=(), is_claimed=None
     >>> check_mail(ana, MailRequest("ceo@x.example", route=RouteFacts(1, "Mailshots", selectable=True))).code
     'not_granted'
 
+    A user's own personal server carries mail from their approved address only:
+
+    >>> mine = ServerFacts(9, "Ana's mailbox", owner_id=7)
+    >>> check_mail(ana, MailRequest("ana@x.example", server=mine)).code
+    'own'
+    >>> check_mail(ana, MailRequest("info@x.example", server=mine)).code
+    'personal_server_from'
+
     A grant limited to one server refuses another forced server:
 
     >>> grant = Grant("support@x.example", frozenset({2}))
@@ -469,6 +477,9 @@ def check_mail(actor, request, policy=DEFAULT_POLICY, grants=(), is_claimed=None
     server_verdict = check_server(actor, request.server, request.server_trusted, policy)
     if not server_verdict:
         return server_verdict
+    if server_verdict.code == "own_server" and normalize(request.email_from) != actor.approved_email:
+        address = normalize(request.email_from) or (request.email_from or "")
+        return _deny("personal_server_from", address=address, subject=server_verdict.subject)
     route_verdict = check_route(actor, request.route, request.route_trusted)
     if not route_verdict:
         return route_verdict
