@@ -10,14 +10,17 @@ per acting user. A message or mail created afterwards in the same transaction wh
 (server, route) is one of those values is stamped as chosen by the template, so Odoo's
 everyday "From: the responsible user" templates keep working when a colleague sends them.
 
-Nothing a caller sends can add to it: it lives in server memory, keyed by the cursor,
-never in the context, the values or the database.
+Nothing a caller sends can add to it: it lives in server memory, keyed by the cursor and
+dropped when the transaction commits or rolls back, never in the context, the values or
+the database.
 """
 
+import threading
 import weakref
 from contextlib import contextmanager
 
-_REGISTRY = weakref.WeakKeyDictionary()  # cursor -> {uid: Trusted}
+_REGISTRY = weakref.WeakKeyDictionary()  # cursor -> {uid: Trusted}; every worker thread has its own cursors
+_LOCK = threading.Lock()  # the mapping itself is shared by the threads of a process
 
 
 class Trusted:
@@ -31,14 +34,19 @@ class Trusted:
 
 
 def _for(env, create=True):
-    by_uid = _REGISTRY.get(env.cr)
-    if by_uid is None:
-        if not create:
-            return None
-        by_uid = _REGISTRY[env.cr] = {}
-    if env.uid not in by_uid and create:
-        by_uid[env.uid] = Trusted()
-    return by_uid.get(env.uid)
+    with _LOCK:
+        by_uid = _REGISTRY.get(env.cr)
+        if by_uid is None:
+            if not create:
+                return None
+            by_uid = _REGISTRY[env.cr] = {}
+            # a transaction's memory ends with it
+            cursor = weakref.ref(env.cr)
+            env.cr.postcommit.add(lambda: _drop(cursor))
+            env.cr.postrollback.add(lambda: _drop(cursor))
+        if env.uid not in by_uid and create:
+            by_uid[env.uid] = Trusted()
+        return by_uid.get(env.uid)
 
 
 def remember(env, froms=(), server_id=None, route_id=None):
@@ -83,6 +91,14 @@ def covers(env, email_from=None, server_id=None, route_id=None):
     )
 
 
+def _drop(cursor_ref):
+    cursor = cursor_ref()
+    if cursor is not None:
+        with _LOCK:
+            _REGISTRY.pop(cursor, None)
+
+
 def forget(env):
     """Drop what this cursor remembers (tests: one cursor serves a whole test class)."""
-    _REGISTRY.pop(env.cr, None)
+    with _LOCK:
+        _REGISTRY.pop(env.cr, None)
