@@ -1,7 +1,10 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from odoo import SUPERUSER_ID, api, fields, models
 
-from . import send_as_trust
+from . import params, send_as_trust
+from .smtp_routing_send_as import SEND_AS_STRICT
+
+TEMPLATE_EDITORS = "mail.group_mail_template_editor"
 
 # Who last set one of these decides whether the template's From, server and route are trusted.
 SENDER_FIELDS = ("email_from", "mail_server_id", "smtp_routing_route_id", "smtp_routing_check_send_as")
@@ -48,10 +51,29 @@ class MailTemplate(models.Model):
         author = template.smtp_routing_sender_uid or template.write_uid  # templates older than smtp_routing
         return bool(author) and (author.id == SUPERUSER_ID or author.has_group("base.group_system"))
 
+    def _smtp_routing_trusted_server(self):
+        """The template's server and route: set by an administrator, or, outside strict mode, by a template
+        editor (Odoo lets template editors choose a template's outgoing server)."""
+        self.ensure_one()
+        template = self.sudo()
+        author = template.smtp_routing_sender_uid or template.write_uid
+        if not author:
+            return False
+        if author.id == SUPERUSER_ID or author.has_group("base.group_system"):
+            return True
+        return not params.flag(self.env, SEND_AS_STRICT, default=False) and author.has_group(TEMPLATE_EDITORS)
+
     def _smtp_routing_remember(self, froms=()):
-        """Remember, for this transaction and user, what this template chose, if an administrator wrote it."""
-        if self and self._smtp_routing_trusted_sender():
-            send_as_trust.remember(self.env, froms, self.sudo().mail_server_id.id, self.sudo().smtp_routing_route_id.id)
+        """Remember, for this transaction and user, what this template chose, as far as it is trusted."""
+        if not self:
+            return
+        template = self.sudo()
+        if froms and self._smtp_routing_trusted_sender():
+            send_as_trust.remember(self.env, froms)
+        if (template.mail_server_id or template.smtp_routing_route_id) and self._smtp_routing_trusted_server():
+            send_as_trust.remember(
+                self.env, server_id=template.mail_server_id.id, route_id=template.smtp_routing_route_id.id
+            )
 
     @api.model_create_multi
     def create(self, vals_list):

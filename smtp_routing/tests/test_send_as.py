@@ -107,6 +107,7 @@ class TestSendAsWalkArounds(SendAsCommon, LiveSmtpCase):
 
     def strict(self):
         self.env["ir.config_parameter"].set_param("smtp_routing.send_as_strict", "1")
+        send_as_trust.forget(self.env)  # as a new transaction would: what templates chose is forgotten
 
     def test_message_post_author_a_colleague_in_strict_mode(self):
         self.strict()
@@ -224,16 +225,28 @@ class TestSendAsWalkArounds(SendAsCommon, LiveSmtpCase):
             message, "Ana Consultant may not send through Ben's mailbox", "another user's personal server"
         )
 
-    def test_forced_server_not_offered_to_users_in_strict_mode(self):
+    def test_forced_server_not_offered_to_users(self):
         relay_sink = self.start_smtp_server()
         relay = self.create_mail_server(relay_sink, name="Board relay", sequence=50)
-        self.post_as(self.ana, mail_server_id=relay.id)  # outside strict mode: a server of her company, as Odoo
-        self.assertEqual(len(relay_sink.messages), 1)
-        relay_sink.clear()
-        self.strict()
         message = self.post_as(self.ana, mail_server_id=relay.id)
         self.assertEqual(relay_sink.messages, [])
         self.assertRefusedInChatter(message, "may not send through Board relay", "not offered to users")
+
+    def test_template_editors_choose_their_templates_server_outside_strict_mode(self):
+        # Odoo lets template editors pick a template's server (Odoo's own test_message_notify_composer)
+        relay_sink = self.start_smtp_server()
+        relay = self.create_mail_server(relay_sink, name="Board relay", sequence=50)
+        self.ana.groups_id += self.env.ref("mail.group_mail_template_editor")
+        template = self.responsible_template(email_from="{{ user.email_formatted }}", mail_server_id=relay.id)
+        template.with_user(self.ana).write({"mail_server_id": relay.id})  # now chosen by a template editor
+        template.with_user(self.ben).send_mail(self.client.id, force_send=True)
+        self.assertEqual([m.mail_from for m in relay_sink.messages], ["ben@practice.example"])
+        relay_sink.clear()
+        self.strict()
+        template.with_user(self.ben).send_mail(self.client.id, force_send=True)
+        self.assertEqual(relay_sink.messages, [])
+        mail = self.env["mail.mail"].search([("model", "=", "res.partner"), ("state", "=", "exception")])
+        self.assertIn("Ben Colleague may not send through Board relay", mail.failure_reason)
 
     def test_forced_server_of_another_company(self):
         sink_b = self.start_smtp_server()

@@ -37,10 +37,10 @@ first refusal, or the From's verdict.
 
 Strict mode (``Policy.strict``) is Send-As without Odoo's conveniences: no
 "post on behalf of", no self-written own address, mailings checked like any
-mail, forced servers only among those offered to users. Outside it, Odoo's own
-test suites pass unchanged (they post on behalf of colleagues, change a user's
-address and send from it, and let marketing users choose a mailing's From and
-server).
+mail, templates written by template editors give no server. Outside it, Odoo's
+own test suites pass unchanged (they post on behalf of colleagues, change a
+user's address and send from it, let marketing users choose a mailing's From and
+server, and template editors a template's server).
 
 >>> ana = Actor(user_id=7, name="Ana", approved_email="ana@practice.example", company_ids=frozenset({1}))
 >>> check_from(ana, '"Ana" <Ana@Practice.Example>').code
@@ -74,7 +74,6 @@ ALLOWED_CODES = frozenset(
         "granted",  # a Send-As permission
         "granted_through",  # a Send-As permission through some servers only (see server_ids)
         "named_author",  # outside strict mode: Odoo's "post on behalf of" an internal colleague
-        "shared_server",  # outside strict mode: a server of the user's companies, not another user's
         "not_forced",  # no server, route or company forced on the mail
         "own_server",  # the user's own personal server
         "offered",  # a server offered to users / a route selectable when writing
@@ -354,20 +353,16 @@ def _grant_verdict(address, grants, server_id):
     return _deny("wrong_server", address=address, server_ids=through)
 
 
-def check_server(actor, server, trusted=False, policy=DEFAULT_POLICY):
+def check_server(actor, server, trusted=False):
     """May ``actor`` force ``server`` (a :class:`ServerFacts`, or None) on a mail?
 
-    Never another user's personal server, never another company's. In strict mode, only the servers
-    offered to users (or the user's own); outside it, any server of the user's companies, as Odoo lets
-    template editors and marketing users pick one.
+    The servers offered to users and the user's own; a server a trusted template or mailing chose;
+    never another user's personal server, never another company's.
 
     >>> ana = Actor(7, "Ana", company_ids=frozenset({1}), own_server_ids=frozenset({9}))
     >>> offered, relay = ServerFacts(2, "Offered", offered=True), ServerFacts(3, "Relay")
-    >>> strict = Policy(strict=True)
-    >>> [check_server(ana, s, policy=strict).code for s in (None, offered, relay, ServerFacts(9, "Mine", owner_id=7))]
+    >>> [check_server(ana, s).code for s in (None, offered, relay, ServerFacts(9, "Mine", owner_id=7))]
     ['not_forced', 'offered', 'not_offered', 'own_server']
-    >>> check_server(ana, relay).code
-    'shared_server'
     >>> check_server(ana, ServerFacts(8, "Ben's", owner_id=8, offered=True)).code
     'personal_server'
     >>> check_server(ana, ServerFacts(4, "B relay", offered=True, company_id=2)).code
@@ -397,8 +392,6 @@ def check_server(actor, server, trusted=False, policy=DEFAULT_POLICY):
         return _allow("admin", subject=server.name)
     if server.offered:
         return _allow("offered", subject=server.name)
-    if not policy.strict:
-        return _allow("shared_server", subject=server.name)
     return _deny("not_offered", subject=server.name)
 
 
@@ -452,6 +445,8 @@ def check_mail(actor, request, policy=DEFAULT_POLICY, grants=(), is_claimed=None
     >>> ana = Actor(7, "Ana", approved_email="ana@x.example", company_ids=frozenset({1}))
     >>> check_mail(ana, MailRequest("ana@x.example")).code
     'own'
+    >>> check_mail(ana, MailRequest("ana@x.example", server=ServerFacts(3, "Relay"))).code
+    'not_offered'
     >>> check_mail(ana, MailRequest("ana@x.example", server=ServerFacts(3, "Relay", owner_id=8))).code
     'personal_server'
     >>> check_mail(ana, MailRequest("ana@x.example", company_id=2)).code
@@ -474,7 +469,7 @@ def check_mail(actor, request, policy=DEFAULT_POLICY, grants=(), is_claimed=None
     >>> check_mail(ana, request, grants=[grant]).code
     'wrong_server'
     """
-    server_verdict = check_server(actor, request.server, request.server_trusted, policy)
+    server_verdict = check_server(actor, request.server, request.server_trusted)
     if not server_verdict:
         return server_verdict
     if server_verdict.code == "own_server" and normalize(request.email_from) != actor.approved_email:

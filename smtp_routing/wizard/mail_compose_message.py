@@ -58,15 +58,14 @@ class MailComposeMessage(models.TransientModel):
         return self.composition_mode == "comment" and not self.composition_batch
 
     def _smtp_routing_remember_template(self):
-        """What the template (if an administrator wrote it) chooses is trusted for this send."""
+        """What the template chooses is trusted for this send, as far as its author is (see mail.template)."""
         template = self.template_id
-        if not template or not template._smtp_routing_trusted_sender():
+        if not template:
             return
-        if self._smtp_routing_rendered_here() and self.email_from:
+        template._smtp_routing_remember()  # its server and route; its From when it is rendered
+        if self._smtp_routing_rendered_here() and self.email_from and template._smtp_routing_trusted_sender():
             # the From was rendered when the template was picked: render it again to recognise it
             template._render_field("email_from", self._evaluate_res_ids() or [0])
-        else:
-            template._smtp_routing_remember()  # its server and route; the From when it is rendered
 
     def _smtp_routing_check_send_as(self):
         """Refuse, before anything is posted or sent, a From, server, route or company the user may not choose.
@@ -76,10 +75,10 @@ class MailComposeMessage(models.TransientModel):
         user = self.env.user
         judge = Judge(self.env)
         template = self.template_id
-        trusted_template = bool(template) and template._smtp_routing_trusted_sender()
         from_trusted = server_trusted = route_trusted = False
-        if trusted_template:
+        if template and template._smtp_routing_trusted_sender():
             from_trusted = self.email_from == template.email_from
+        if template and template._smtp_routing_trusted_server():
             server_trusted = self.mail_server_id == template.mail_server_id
             route_trusted = self.smtp_routing_route_id == template.smtp_routing_route_id
         email_from = self.email_from
