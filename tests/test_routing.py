@@ -130,3 +130,16 @@ def test_forced_route_of_another_company_is_ignored():
     route = Route(40, "B", (8,), company_id=2, purposes=frozenset({"bulk"}))
     facts = MailFacts("transactional", company_id=1, forced_route_id=40, forced_by="template")
     assert match_route(facts, [route])[0] is None
+
+
+def test_a_personal_server_in_a_route_carries_its_owners_personal_mail_only():
+    servers = {**SERVERS, 9: Server(9, "Ben's mailbox", "practice.example", owner_id=42)}
+    everything = Route(20, "Everything", (9, 1), is_default=True)
+    ana = MailFacts(purpose="personal", email_from="ana@practice.example")
+    others = decide(ana, [everything], servers, from_matches)
+    assert others.server_ids == [1]
+    assert [(skip.server_id, skip.code) for skip in others.skipped] == [(9, "personal_server")]
+    system = decide(MailFacts(email_from="ben@practice.example"), [everything], servers, from_matches)
+    assert system.server_ids == [1], "not even mail from its owner's address, when it is not his personal mail"
+    own = MailFacts(purpose="personal", email_from="ben@practice.example", author_server_id=9)
+    assert decide(own, [everything], servers, from_matches).server_ids == [9, 1]

@@ -7,6 +7,7 @@ from . import mail_message
 from . import mail_template
 from . import mail_thread
 from . import mail_thread_blacklist
+from . import res_partner
 from . import res_users
 from . import smtp_routing_delivery_log
 from . import smtp_routing_dkim_key

@@ -1039,6 +1039,7 @@ class IrMailServer(models.Model):
             from_filter=self.from_filter or None,
             company_id=self.company_id.id or None,
             user_selectable=self.smtp_routing_user_selectable,
+            owner_id=self.smtp_routing_owner_id.id or None,
         )
 
     @api.model

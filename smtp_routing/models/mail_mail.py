@@ -1,15 +1,12 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-from odoo import api, fields, models
+from odoo import SUPERUSER_ID, api, fields, models
 from odoo.tools import email_normalize
 
-from ..tools import routing
+from ..tools import routing, send_as
 from ..tools.unsubscribe import list_unsubscribe_headers
-from . import params
 from .ir_mail_server import MAIL_ID_HEADER
 from .mail_queue import QueueRun
-
-ENFORCE_SEND_AS = "smtp_routing.enforce_send_as"
-SEND_AS_COMPANY_EMAIL = "smtp_routing.send_as_company_email"
+from .smtp_routing_send_as import Judge
 
 
 class MailMail(models.Model):
@@ -51,6 +48,74 @@ class MailMail(models.Model):
         self.ensure_one()
         return self.author_id.user_ids.filtered(lambda u: not u.share)[:1]
 
+    def _smtp_routing_acting_user(self):
+        """The user who created the message (or chose its From, server, route or company): Send-As is theirs.
+
+        Stamped from env.uid when the message was written (see mail.message); mail queued before
+        smtp_routing knew it falls back on the message's creator.
+        """
+        self.ensure_one()
+        message = self.mail_message_id.sudo()
+        return message.smtp_routing_acting_uid or message.create_uid
+
+    def _smtp_routing_writer(self):
+        """The internal user who wrote the message: who posted it, or, for code posting as the superuser,
+        the internal user it names as author."""
+        self.ensure_one()
+        user = self._smtp_routing_acting_user()
+        if user and user.id != SUPERUSER_ID:
+            return user if not user.share else self.env["res.users"]
+        return self._smtp_routing_author_user()
+
+    def _smtp_routing_own_server(self):
+        """The acting user's server from their preferences, for their personal mail; a personal server
+        (their own login) only for mail from the address an administrator approved for them."""
+        self.ensure_one()
+        user = self._smtp_routing_acting_user().sudo()
+        server = user.smtp_routing_server_id
+        if not server or user.share or self._smtp_routing_purpose() != "personal":
+            return self.env["ir.mail_server"]
+        if server.smtp_routing_owner_id:
+            approved = send_as.normalize(user.smtp_routing_approved_email)
+            if server.smtp_routing_owner_id != user or not approved or send_as.normalize(self.email_from) != approved:
+                return self.env["ir.mail_server"]
+        return server
+
+    def _smtp_routing_send_as_request(self, judge):
+        """What this mail asks for (From, forced server, route, company) and what a template or mailing chose."""
+        self.ensure_one()
+        user = self._smtp_routing_acting_user()
+        from_trusted, server_trusted = self.smtp_routing_from_trusted, self.smtp_routing_server_trusted
+        if "mailing_id" in self._fields and self.mailing_id:
+            mailing_from, mailing_server = judge.mailing_trusted(
+                user, self.mailing_id, self.email_from, self.mail_server_id
+            )
+            from_trusted, server_trusted = from_trusted or mailing_from, server_trusted or mailing_server
+        actor = judge.actor(user)
+        author_users = self.author_id.sudo().user_ids.filtered(lambda u: not u.share)
+        named_author = bool(
+            self.smtp_routing_from_author
+            and any(set(author.company_ids.ids) & actor.company_ids for author in author_users)
+            and send_as.normalize(self.email_from) == send_as.normalize(self.author_id.sudo().email)
+        )
+        company = self.record_company_id
+        document_company = None
+        if company and company.id not in actor.company_ids and self.model and self.res_id:
+            record = self.env[self.model].sudo().browse(self.res_id).exists()
+            if record and hasattr(record, "_mail_get_companies"):
+                document_company = record._mail_get_companies()[record.id].id
+        return send_as.MailRequest(
+            email_from=self.email_from,
+            from_trusted=from_trusted,
+            from_named_author=named_author,
+            server=judge.server_facts(self.mail_server_id),
+            server_trusted=server_trusted,
+            route=judge.route_facts(self.smtp_routing_route_id),
+            route_trusted=self.smtp_routing_route_trusted,
+            company_id=company.id or None,
+            document_company_id=document_company,
+        )
+
     def _smtp_routing_purpose(self):
         """Stamped purpose, else: mass mailing -> bulk; an internal user's comment -> personal; else transactional."""
         self.ensure_one()
@@ -61,7 +126,7 @@ class MailMail(models.Model):
         comment = self.env.ref("mail.mt_comment", raise_if_not_found=False)
         if (
             self.message_type == "comment"
-            and self._smtp_routing_author_user()
+            and self._smtp_routing_writer()
             and (not self.subtype_id or self.subtype_id == comment)
         ):
             return "personal"
@@ -86,54 +151,33 @@ class MailMail(models.Model):
 
     def _smtp_routing_facts(self):
         self.ensure_one()
-        author = self._smtp_routing_author_user()
-        purpose = self._smtp_routing_purpose()
+        user = self._smtp_routing_acting_user().sudo()
         forced_by = "template or composer" if self.smtp_routing_route_id else ""
         return routing.MailFacts(
-            purpose=purpose,
+            purpose=self._smtp_routing_purpose(),
             email_from=email_normalize(self.email_from or "") or "",
             lang=self._smtp_routing_lang(),
             company_id=self._smtp_routing_company().id,
             model=self.model or None,
             forced_route_id=self.smtp_routing_route_id.id or None,
             forced_by=forced_by,
-            author_server_id=(author.smtp_routing_server_id.id or None) if purpose == "personal" else None,
-            author_email=email_normalize(author.email or "") or None,
+            author_server_id=self._smtp_routing_own_server().id or None,
+            author_email=send_as.normalize(user.smtp_routing_approved_email) or None,
         )
 
     @api.model
     def _smtp_routing_send_as_problem(self, user, email_from, alias_domain=False, server=None):
-        """None when ``user`` may send as ``email_from``, else the message that says what to do."""
-        if not params.flag(self.env, ENFORCE_SEND_AS, default=True):
-            return None
-        address = email_normalize(email_from or "")
-        if not address or not user or user.share:
-            return None
-        allowed = {email_normalize(user.email or "")}
-        IrMailServer = self.env["ir.mail_server"]
-        if alias_domain:
-            allowed.add(email_normalize(alias_domain.default_from_email or ""))
-        allowed.add(email_normalize(IrMailServer._get_default_from_address() or ""))
-        if params.flag(self.env, SEND_AS_COMPANY_EMAIL, default=True):
-            allowed.update(email_normalize(company.email or "") for company in user.company_ids)
-        if address in allowed:
-            return None
-        granted = self.env["smtp_routing.send_as"]._smtp_routing_granted_servers(user, address)
-        if granted is not None and (not granted or server is None or server in granted):
-            return None  # granted through any server, or through some and no server named yet
-        if granted:
-            return self.env._(
-                "%(user)s may send as %(address)s only through %(servers)s.",
-                user=user.name,
-                address=address,
-                servers=", ".join(granted.sudo().mapped("name")),
-            )
-        return self.env._(
-            "%(user)s may not send as %(address)s. Send from your own address, or ask an administrator for a "
-            "Send-As permission (Settings > Technical > Email > Send-As Permissions).",
-            user=user.name,
-            address=address,
+        """None when ``user`` may send as ``email_from`` (through ``server``, when named), else what to do."""
+        judge = Judge(self.env)
+        verdict = send_as.check_from(
+            judge.actor(user),
+            email_from,
+            judge.policy(),
+            judge.grants(user),
+            server_id=server.id if server else None,
+            is_claimed=judge.is_claimed(user) if user else None,
         )
+        return None if verdict.allowed else judge.refusal(user, verdict)
 
     def write(self, vals):
         if vals.get("state") == "outgoing" and "smtp_routing_progress" not in vals:

@@ -38,15 +38,18 @@ from datetime import timedelta
 import psycopg2
 from psycopg2 import errors as pg_errors
 
-from odoo import fields, modules, tools
+from odoo import SUPERUSER_ID, fields, modules, tools
+from odoo.exceptions import AccessError
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
 from ..tools import limits as limits_tool
 from ..tools import routing
 from ..tools.addresses import split_addresses
+from ..tools.smtp_errors import Outcome as SmtpOutcome
 from ..tools.smtp_errors import classify, classify_reply, refused_recipients
 from . import params
+from .smtp_routing_send_as import Judge
 from .smtp_routing_server_state import DB_NOW_SQL, db_now
 
 _logger = logging.getLogger(__name__)
@@ -157,6 +160,8 @@ class QueueRun:
         self.cooling = {}  # server id -> until: health known to this run (fresher than our snapshot)
         self.failing = set()  # servers whose failure counter must be reset by a success
         self.explanations = {}  # mail id -> how it was routed
+        self.judge = Judge(self.env)  # Send-As: facts read once per acting user for the run
+        self.send_as = {}  # mail id -> Send-As verdict (a grant may name the servers that may carry it)
         self.outcome = Outcome()
         self.first_error = None
         self.progress = {}  # mail id -> recipient results, loaded when first touched
@@ -308,6 +313,10 @@ class QueueRun:
             names = {server.id: server.name for server in servers}
         own_ids = defaultdict(list)
         for mail in mails:
+            denied = self._access_problem(mail)
+            if denied:
+                self._fail_access(mail, denied)
+                continue
             problem = self._send_as_problem(mail)
             if problem:
                 self._fail_send_as(mail, problem)
@@ -370,17 +379,24 @@ class QueueRun:
             if not server_id:
                 candidates = [False]
             else:
+                batch = self.Mail.browse(batch_ids)
                 primary = Server.browse(server_id)
+                # a user's personal server carries their own mail only: never a fallback, and the primary
+                # only when every mail of the batch was sent by its owner (checked: see _send_as_problem)
+                if primary.smtp_routing_owner_id and any(
+                    mail._smtp_routing_acting_user() != primary.smtp_routing_owner_id for mail in batch
+                ):
+                    primary = Server
                 fallbacks = [
                     server
                     for server in Server._smtp_routing_order(servers - primary)
-                    if Server._match_from_filter(smtp_from, server.from_filter)
+                    if not server.smtp_routing_owner_id and Server._match_from_filter(smtp_from, server.from_filter)
                 ]
                 # a company's servers never carry another company's mail
-                companies = {mail._smtp_routing_company().id for mail in self.Mail.browse(batch_ids)}
+                companies = {mail._smtp_routing_company().id for mail in batch}
                 candidates = [
                     server
-                    for server in [primary, *fallbacks]
+                    for server in [*primary, *fallbacks]
                     if not server.company_id or server.company_id.id in companies
                 ] or [False]
             names = ", ".join(server.name for server in candidates if server) or self.env._("Odoo's command line")
@@ -393,22 +409,16 @@ class QueueRun:
         return groups
 
     def _own_server(self, mail):
-        """The author's own server, for personal mail (preferences)."""
-        user = mail._smtp_routing_author_user()
-        if not user or not user.smtp_routing_server_id or mail._smtp_routing_purpose() != "personal":
-            return None
-        return user.smtp_routing_server_id.sudo()
+        """The sender's own server (preferences), for their personal mail."""
+        return mail._smtp_routing_own_server().sudo() or None
 
     def _apply_send_as_restriction(self, group):
         """A Send-As grant limited to some servers: only those may carry the mails of this group."""
         restricted = {}
-        for mail in self.Mail.browse(group.mail_ids):
-            user = mail._smtp_routing_author_user()
-            granted = (
-                self.env["smtp_routing.send_as"]._smtp_routing_granted_servers(user, mail.email_from) if user else None
-            )
-            if granted:
-                restricted[mail.id] = granted
+        for mail_id in group.mail_ids:
+            verdict = self.send_as.get(mail_id)
+            if verdict is not None and verdict.code == "granted_through":
+                restricted[mail_id] = self.env["ir.mail_server"].sudo().browse(sorted(verdict.server_ids))
         if not restricted:
             return
         allowed = next(iter(restricted.values()))
@@ -422,15 +432,44 @@ class QueueRun:
         )
 
     def _send_as_problem(self, mail):
-        user = mail._smtp_routing_author_user()
-        if not user:
+        """None, or the refusal: the From, and any server, route or company the sender forced, are judged
+        for the user who created the message (tools.send_as), never for the author it names."""
+        user = mail._smtp_routing_acting_user()
+        if self.judge.exempt(user):
+            return None  # code running as the superuser, portal and public users: Odoo's behaviour
+        request = mail._smtp_routing_send_as_request(self.judge)
+        verdict = self.judge.check(user, request)
+        self.send_as[mail.id] = verdict
+        return None if verdict.allowed else self.judge.refusal(user, verdict, request)
+
+    def _access_problem(self, mail):
+        """As stock Odoo: a user who calls send() on a mail must be allowed to update it and its message
+        (sending writes the Message-Id on the message). Code running as the superuser or in sudo may."""
+        if self.env.su or self.env.uid == SUPERUSER_ID:
             return None
-        return self.Mail._smtp_routing_send_as_problem(user, mail.email_from, mail.record_alias_domain_id)
+        try:
+            mail.check_access("write")
+            mail.mail_message_id.check_access("write")
+        except AccessError as error:
+            return tools.exception_to_unicode(error)
+        return None
+
+    def _fail_access(self, mail, reason):
+        self.outcome.failed[mail.id] = (False, reason, "unknown", [], "unknown")
+        self.first_error = self.first_error or reason
+
+    def refuse(self, problem):
+        """Fail the given mails as refused by the Send-As check (message_post judged them before they left)."""
+        mails = self._claim()
+        for mail in mails:
+            self._fail_send_as(mail, problem)
+        self._flush()
 
     def _fail_send_as(self, mail, problem):
-        self.outcome.failed[mail.id] = (False, problem, "mail_from_invalid", [], "mail_from_invalid")
+        reason = self._reason(SmtpOutcome("send_as_denied", text=problem))
+        self.outcome.failed[mail.id] = (False, reason, "mail_from_invalid", [], "mail_from_invalid")
         self.explanations[mail.id] = self.env._("Refused before sending: Send-As denied.")
-        self.first_error = self.first_error or problem
+        self.first_error = self.first_error or reason
         self.env["smtp_routing.delivery.log"]._smtp_routing_record(
             stage="policy",
             mail_id=mail.id,

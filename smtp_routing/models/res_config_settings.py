@@ -5,9 +5,9 @@ from odoo.exceptions import ValidationError
 from ..tools import hostport
 from . import params
 from .ir_mail_server import DNS_NAMESERVER
-from .mail_mail import ENFORCE_SEND_AS, SEND_AS_COMPANY_EMAIL
 from .res_users import PERSONAL_SERVERS
 from .smtp_routing_delivery_log import DEFAULT_RETENTION_DAYS, RETENTION_PARAM
+from .smtp_routing_send_as import ENFORCE_SEND_AS, SEND_AS_COMPANY_EMAIL, SEND_AS_STRICT
 
 
 class ResConfigSettings(models.TransientModel):
@@ -22,6 +22,7 @@ class ResConfigSettings(models.TransientModel):
     smtp_routing_allow_personal_servers = fields.Boolean(string="Users' Own Servers")
     smtp_routing_enforce_send_as = fields.Boolean(string="Check Send-As Permissions", default=True)
     smtp_routing_send_as_company_email = fields.Boolean(string="Company Address Without Permission", default=True)
+    smtp_routing_send_as_strict = fields.Boolean(string="Strict Send-As")
     smtp_routing_log_retention_days = fields.Integer(string="Keep Delivery History (days)", default=90)
     smtp_routing_dns_nameserver = fields.Char(string="DNS Server for Checks")
 
@@ -32,6 +33,7 @@ class ResConfigSettings(models.TransientModel):
             smtp_routing_allow_personal_servers=params.flag(self.env, PERSONAL_SERVERS, default=False),
             smtp_routing_enforce_send_as=params.flag(self.env, ENFORCE_SEND_AS, default=True),
             smtp_routing_send_as_company_email=params.flag(self.env, SEND_AS_COMPANY_EMAIL, default=True),
+            smtp_routing_send_as_strict=params.flag(self.env, SEND_AS_STRICT, default=False),
             smtp_routing_log_retention_days=params.integer(self.env, RETENTION_PARAM, DEFAULT_RETENTION_DAYS),
             smtp_routing_dns_nameserver=self.env["ir.config_parameter"].sudo().get_param(DNS_NAMESERVER) or False,
         )
@@ -43,6 +45,7 @@ class ResConfigSettings(models.TransientModel):
         set_param(PERSONAL_SERVERS, "1" if self.smtp_routing_allow_personal_servers else "0")
         set_param(ENFORCE_SEND_AS, "1" if self.smtp_routing_enforce_send_as else "0")
         set_param(SEND_AS_COMPANY_EMAIL, "1" if self.smtp_routing_send_as_company_email else "0")
+        set_param(SEND_AS_STRICT, "1" if self.smtp_routing_send_as_strict else "0")
         set_param(RETENTION_PARAM, str(self.smtp_routing_log_retention_days))
         set_param(DNS_NAMESERVER, (self.smtp_routing_dns_nameserver or "").strip() or False)
 

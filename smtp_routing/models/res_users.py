@@ -1,7 +1,9 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, ValidationError
+from odoo.tools import sql
 
+from ..tools import send_as
 from . import params
 
 PERSONAL_SERVERS = "smtp_routing.allow_personal_servers"
@@ -19,6 +21,53 @@ class ResUsers(models.Model):
     )
 
     smtp_routing_personal_allowed = fields.Boolean(compute="_compute_smtp_routing_personal_allowed")
+    smtp_routing_approved_email = fields.Char(
+        string="Approved Sending Address",
+        groups="base.group_erp_manager",
+        copy=False,
+        help="The address this user may send from as their own. Set when an administrator creates the user or "
+        "changes their email; a user changing their own email does not change it.",
+    )
+
+    def _auto_init(self):
+        """Installing: the addresses users have now are the approved ones."""
+        new = not sql.column_exists(self.env.cr, self._table, "smtp_routing_approved_email")
+        result = super()._auto_init()
+        if new:
+            self.env.cr.execute(
+                "UPDATE res_users u SET smtp_routing_approved_email = p.email_normalized "
+                "FROM res_partner p WHERE p.id = u.partner_id AND p.email_normalized IS NOT NULL"
+            )
+        return result
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        vals_list = [{k: v for k, v in vals.items() if k != "smtp_routing_approved_email"} for vals in vals_list]
+        users = super().create(vals_list)
+        if self.env.user._is_admin():  # whoever may create users approves the address they give them
+            for user in users.sudo():
+                user.smtp_routing_approved_email = send_as.normalize(user.email) or False
+        return users
+
+    def write(self, vals):
+        if vals.get("smtp_routing_approved_email"):
+            approved = send_as.normalize(vals["smtp_routing_approved_email"])
+            if not approved:
+                raise ValidationError(
+                    self.env._(
+                        "The approved sending address must be one email address (e.g. ana@practice.example), not "
+                        "%(value)r.",
+                        value=vals["smtp_routing_approved_email"],
+                    )
+                )
+            vals = {**vals, "smtp_routing_approved_email": approved}
+        return super().write(vals)
+
+    def _smtp_routing_approve_email(self):
+        """An administrator set these users' email: it becomes their approved sending address."""
+        if self.env.user._is_admin():
+            for user in self.sudo():
+                user.smtp_routing_approved_email = send_as.normalize(user.email) or False
 
     def _compute_smtp_routing_personal_allowed(self):
         allowed = params.flag(self.env, PERSONAL_SERVERS, default=False)
@@ -73,13 +122,14 @@ class ResUsers(models.Model):
                         server=server.name,
                     )
                 )
-            if not server._match_from_filter(user.email or "", server.from_filter):
+            own = user.sudo().smtp_routing_approved_email or user.email or ""
+            if not server._match_from_filter(own, server.from_filter):
                 raise ValidationError(
                     self.env._(
                         "%(server)s may not send as %(email)s (its From filter is %(filter)s): pick a server for your "
                         "own address.",
                         server=server.name,
-                        email=user.email or "?",
+                        email=own or "?",
                         filter=server.from_filter,
                     )
                 )

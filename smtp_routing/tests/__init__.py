@@ -15,6 +15,7 @@ from . import test_password_encryption
 from . import test_personal_servers
 from . import test_queue
 from . import test_routing
+from . import test_send_as
 from . import test_server_config
 from . import test_test_email
 from . import test_ui

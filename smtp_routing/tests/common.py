@@ -12,7 +12,7 @@ can leave for ``localhost:25``, and starts the loopback fixture from
 from unittest.mock import patch
 
 from odoo import modules
-from odoo.tests import TransactionCase
+from odoo.tests import HttpCase, TransactionCase
 from odoo.tools import config
 
 from ..testing.smtpd import SmtpServer
@@ -40,8 +40,8 @@ def database_occurrences(env, needle):
     return found
 
 
-class LiveSmtpCase(TransactionCase):
-    """A TransactionCase with real SMTP delivery to loopback servers."""
+class LiveSmtpMixin:
+    """Real SMTP delivery to loopback servers, for a TransactionCase or an HttpCase."""
 
     smtp_credentials = {"odoo": "odoo-pass"}
     smtp_tls = "starttls"
@@ -99,3 +99,11 @@ class LiveSmtpCase(TransactionCase):
                 **values,
             }
         )
+
+
+class LiveSmtpCase(LiveSmtpMixin, TransactionCase):
+    """A TransactionCase with real SMTP delivery to loopback servers."""
+
+
+class LiveSmtpHttpCase(LiveSmtpMixin, HttpCase):
+    """An HttpCase (JSON-RPC as a real user) with real SMTP delivery to loopback servers."""

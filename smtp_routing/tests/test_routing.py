@@ -218,21 +218,24 @@ class TestRouting(LiveSmtpCase):
         self.assertTrue(self._received_by())
 
     def test_queue_fails_a_mail_sent_as_someone_else(self):
-        mail = self.env["mail.mail"].create(
-            {
-                "email_from": "boss@practice.example",
-                "author_id": self.consultant.partner_id.id,
-                "email_to": "en@client.example",
-                "subject": "As the boss",
-                "body_html": "<p>x</p>",
-            }
-        )
+        values = {
+            "email_from": "boss@practice.example",
+            "email_to": "en@client.example",
+            "subject": "As the boss",
+            "body_html": "<p>x</p>",
+        }
+        # created by code running for the consultant (as the composer does, in sudo): judged for the consultant
+        mail = self.env["mail.mail"].with_user(self.consultant).sudo().create(values)
         mail.send()
         self.assertEqual(mail.state, "exception")
         self.assertIn("may not send as boss@practice.example", mail.failure_reason)
         log = self.env["smtp_routing.delivery.log"].search([("mail_id", "=", mail.id)])
         self.assertEqual((log.stage, log.category), ("policy", "send_as_denied"))
         self.assertEqual(self._received_by(), {}, "nothing is sent, nothing is rewritten")
+        # created by code as the superuser (cron, automated action): Odoo's behaviour, whoever the author named
+        mail = self.env["mail.mail"].create({**values, "author_id": self.consultant.partner_id.id})
+        mail.send()
+        self.assertEqual(mail.state, "sent")
 
     def test_company_address_and_domain_grants(self):
         allowed = self.env["mail.mail"]._smtp_routing_send_as_problem

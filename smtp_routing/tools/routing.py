@@ -18,7 +18,8 @@ Rules, in order:
 
 Within the route, servers keep their order (primary, then fallbacks). A personal
 mail whose author picked a server in their preferences goes through that server
-first (never bulk or transactional mail, never another user's mail). Servers of
+first (never bulk or transactional mail, never another user's mail; a personal
+server listed in a route is skipped for everyone else's mail). Servers of
 another company are left out; servers that cover the From come before servers
 that do not (those send from the notification address, as Odoo does), and
 servers cooling down or over a limit are listed as skipped, with the time they
@@ -37,6 +38,7 @@ class Server:
     from_filter: str | None = None
     company_id: int | None = None
     user_selectable: bool = False
+    owner_id: int | None = None  # a user's personal server: it carries its owner's personal mail only
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class Candidate:
 @dataclass(frozen=True)
 class Skipped:
     server_id: int
-    code: str  # other_company, cooling, limited, from_not_covered, not_selectable
+    code: str  # other_company, personal_server, cooling, limited, from_not_covered, not_selectable
     detail: str = ""
 
 
@@ -164,6 +166,9 @@ def decide(facts, routes, servers, from_matches, cooling=None, limited=None):
     candidates, skipped, later = [], [], []
     for server_id, reason in ordered:
         server = servers[server_id]
+        if server.owner_id and server_id != facts.author_server_id:
+            skipped.append(Skipped(server_id, "personal_server", "another user's personal server"))
+            continue
         if not _company_ok(server, facts):
             skipped.append(Skipped(server_id, "other_company", "belongs to another company"))
             continue

@@ -2,6 +2,10 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+from ..models import send_as_trust
+from ..models.smtp_routing_send_as import Judge
+from ..tools import send_as
+
 
 class MailComposeMessage(models.TransientModel):
     _inherit = "mail.compose.message"
@@ -35,18 +39,75 @@ class MailComposeMessage(models.TransientModel):
             values["smtp_routing_purpose"] = "bulk"
         return values
 
+    def _render_field(self, field, *args, **kwargs):
+        """The composer renders its template's own From itself (batch and mass mode): remember it."""
+        results = super()._render_field(field, *args, **kwargs)
+        if field == "email_from" and len(self) == 1 and self.template_id:
+            if self.email_from == self.template_id.email_from:
+                self.template_id._smtp_routing_remember(results.values())
+        return results
+
     def _action_send_mail(self, auto_commit=False):
         for composer in self:
+            composer._smtp_routing_remember_template()
             composer._smtp_routing_check_send_as()
         return super()._action_send_mail(auto_commit=auto_commit)
 
-    def _smtp_routing_check_send_as(self):
-        """Refuse, before anything is sent, a From the user may not use."""
-        user = self.env.user
-        if self.env.su or user.share or not self.email_from:
+    def _smtp_routing_rendered_here(self):
+        """One record, comment mode: the composer holds its From already rendered."""
+        return self.composition_mode == "comment" and not self.composition_batch
+
+    def _smtp_routing_remember_template(self):
+        """What the template chooses is trusted for this send, as far as its author is (see mail.template)."""
+        template = self.template_id
+        if not template:
             return
-        problem = self.env["mail.mail"]._smtp_routing_send_as_problem(
-            user, self.email_from, self.record_alias_domain_id if "record_alias_domain_id" in self._fields else False
+        template._smtp_routing_remember()  # its server and route; its From when it is rendered
+        if self._smtp_routing_rendered_here() and self.email_from and template._smtp_routing_trusted_sender():
+            # the From was rendered when the template was picked: render it again to recognise it
+            template._render_field("email_from", self._evaluate_res_ids() or [0])
+
+    def _smtp_routing_check_send_as(self):
+        """Refuse, before anything is posted or sent, a From, server, route or company the user may not choose.
+
+        A From still to be rendered per record (batch and mass mode) is judged per mail by the queue.
+        """
+        user = self.env.user
+        judge = Judge(self.env)
+        template = self.template_id
+        from_trusted = server_trusted = route_trusted = False
+        if template and template._smtp_routing_trusted_sender():
+            from_trusted = self.email_from == template.email_from
+        if template and template._smtp_routing_trusted_server():
+            server_trusted = self.mail_server_id == template.mail_server_id
+            route_trusted = self.smtp_routing_route_id == template.smtp_routing_route_id
+        email_from = self.email_from
+        if self._smtp_routing_rendered_here():
+            from_trusted = from_trusted or send_as_trust.covers(self.env, email_from)[0]
+        elif email_from and ("{{" in email_from or "<t" in email_from or "${" in email_from):
+            email_from = None  # dynamic: each rendered From is judged by the queue
+        mailing = self.mass_mailing_id if "mass_mailing_id" in self._fields else None
+        if mailing:
+            mailing_from, mailing_server = judge.mailing_trusted(user, mailing, self.email_from, self.mail_server_id)
+            from_trusted, server_trusted = from_trusted or mailing_from, server_trusted or mailing_server
+        company = self.record_company_id if self._smtp_routing_rendered_here() else self.env["res.company"]
+        document_company = None
+        if company and company.id not in judge.actor(user).company_ids and self.model:
+            res_ids = self._evaluate_res_ids()
+            if len(res_ids) == 1:
+                record = self.env[self.model].browse(res_ids).sudo()
+                if hasattr(record, "_mail_get_companies"):
+                    document_company = record._mail_get_companies()[record.id].id
+        request = send_as.MailRequest(
+            email_from=email_from,
+            from_trusted=from_trusted,
+            server=judge.server_facts(self.mail_server_id),
+            server_trusted=server_trusted,
+            route=judge.route_facts(self.smtp_routing_route_id),
+            route_trusted=route_trusted,
+            company_id=company.id or None,
+            document_company_id=document_company,
         )
+        problem = judge.problem(user, request)
         if problem:
             raise UserError(problem)

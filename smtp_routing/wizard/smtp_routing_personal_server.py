@@ -72,8 +72,14 @@ class SmtpRoutingPersonalServer(models.TransientModel):
         user = self.env.user
         if not params.flag(self.env, PERSONAL_SERVERS, default=False):
             raise UserError(self.env._("Your administrator does not allow personal outgoing servers."))
-        if user.share or not user.email:
-            raise UserError(self.env._("Add your email address in your preferences first."))
+        own_address = user.sudo().smtp_routing_approved_email  # never a self-written address (Send-As)
+        if user.share or not own_address:
+            raise UserError(
+                self.env._(
+                    "Your server may send from your approved address only, and you have none yet: ask an "
+                    "administrator to approve your email address (Settings > Users > Approved Sending Address)."
+                )
+            )
         Server = self.env["ir.mail_server"].sudo()
         address = Server._smtp_routing_normalize_vals({"smtp_host": self.smtp_host, "smtp_port": self.smtp_port})
         if not params.flag(self.env, PERSONAL_ALLOW_PRIVATE, default=False):
@@ -84,7 +90,7 @@ class SmtpRoutingPersonalServer(models.TransientModel):
             "smtp_port": address["smtp_port"],
             "smtp_encryption": self.smtp_encryption,
             "smtp_user": self.smtp_user,
-            "from_filter": user.email,
+            "from_filter": own_address,
             "smtp_routing_owner_id": user.id,
             "smtp_routing_user_selectable": False,
             "company_id": user.company_id.id,

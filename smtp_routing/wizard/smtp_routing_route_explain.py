@@ -3,7 +3,7 @@ from odoo import api, fields, models
 from odoo.tools import email_normalize
 
 from ..models.smtp_routing_route import PURPOSE_SELECTION
-from ..tools import routing
+from ..tools import routing, send_as
 
 
 class SmtpRoutingRouteExplain(models.TransientModel):
@@ -35,6 +35,19 @@ class SmtpRoutingRouteExplain(models.TransientModel):
         for wizard in self:
             wizard.result = wizard._explain()
 
+    def _own_server_id(self, author, email_from):
+        """As the queue: the author's preferred server for personal mail; their personal server only for
+        mail from their approved address."""
+        server = author.sudo().smtp_routing_server_id
+        if self.purpose != "personal" or not server:
+            return None
+        if server.smtp_routing_owner_id and (
+            server.smtp_routing_owner_id != author
+            or send_as.normalize(email_from) != send_as.normalize(author.sudo().smtp_routing_approved_email)
+        ):
+            return None
+        return server.id
+
     def _explain(self):
         Server = self.env["ir.mail_server"].sudo()
         servers = Server.search([], order="sequence, id")
@@ -64,7 +77,7 @@ class SmtpRoutingRouteExplain(models.TransientModel):
             model=self.model_id.model or None,
             forced_route_id=route.id or None,
             forced_by="template" if route else "",
-            author_server_id=(author.smtp_routing_server_id.id or None) if self.purpose == "personal" else None,
+            author_server_id=self._own_server_id(author, email_from),
         )
         routes = [r._smtp_routing_spec() for r in self.env["smtp_routing.route"].sudo().search([])]
         decision = routing.decide(
