@@ -31,9 +31,9 @@ import queue_checks  # noqa: E402
 # - base TestIrMailServerSMTPD: it resolves "localhost" over IPv6, which this CI machine cannot;
 # - test_mail_mail_send_configuration: counts calls of stock mail.mail._send(), which smtp_routing's
 #   batched sending loop replaces;
-# - test_mail_mail_send_exceptions_raise_management, test_notification_has_error_filter and
-#   test_mail_resend_workflow: they expect a connection failure to fail the mail (stock); smtp_routing fails
-#   over to the next server and otherwise defers the mail (README, differences from stock Odoo);
+# - test_mail_mail_send_exceptions_raise_management: expects a connection failure (refused, DNS, time-out)
+#   to fail the mail (stock); smtp_routing fails over to the next server and otherwise defers the mail (README,
+#   differences from stock Odoo);
 # - mass_mailing's TestMassMailValues: computed values, not sending (its test_mailing_body_inline_image fails
 #   on this machine without smtp_routing too, and test_mailing_computed_fields_default_email_from creates a
 #   server whose host is "not_real@smtp.com", which smtp_routing refuses as a host name by design).
@@ -62,8 +62,6 @@ CORE_TAGS = ",".join(
         "/test_mass_mailing/tests/test_blacklist_mixin.py",
         "-/test_mail:TestMailMail.test_mail_mail_send_configuration",
         "-/test_mail:TestMailMail.test_mail_mail_send_exceptions_raise_management",
-        "-/test_mail:TestDiscuss.test_notification_has_error_filter",
-        "-/test_mail:TestMailResend.test_mail_resend_workflow",
         "/test_mail:TestEmailParsing",
         "/test_mail:TestMailgateway",
         "smtp_routing_mass_mailing/smtp_routing",

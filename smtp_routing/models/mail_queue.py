@@ -562,7 +562,9 @@ class QueueRun:
         except Exception as error:  # noqa: BLE001 - classified, logged by connect(), then failed over
             outcome = classify(error)
             self.first_error = self.first_error or str(error)
-            if server and outcome.category == "config":
+            # Only transport, login, TLS, time-out and 4xx failures mean "this server, not now" (cooldown,
+            # fail-over); a configuration error or an error nothing explains fails fast, as stock Odoo does.
+            if server and outcome.category in ("config", "other"):
                 raise _ConfigError(self._reason(outcome)) from error
             if server:
                 self.cooling[server.id] = self.State._smtp_routing_failed(server, outcome.category)

@@ -355,6 +355,19 @@ class TestQueue(LiveSmtpCase):
         self.assertIn("archived", mail.failure_reason)
         self.assertFalse(self._state(self.mail_server).cooldown_until)
 
+    def test_unexplained_connect_error_fails_fast_and_does_not_cool_the_server(self):
+        """Only transport, login, TLS, time-out and 4xx failures cool a server down (and defer its mail): an error
+        nothing explains (a bug in an override, a broken setting) fails the mail with its text, as stock Odoo
+        does, instead of deferring it forever."""
+        self.backup.active = False
+        Server = type(self.env["ir.mail_server"])
+        mail = self.create_mail()
+        with patch.object(Server, "connect", side_effect=ValueError("the certificate store is broken")):
+            mail.send()
+        self.assertEqual(mail.state, "exception")
+        self.assertIn("the certificate store is broken", mail.failure_reason)
+        self.assertFalse(self._state(self.mail_server).cooldown_until)
+
     def test_cooldown_of_zero_still_waits_a_few_seconds(self):
         self.mail_server.write({"smtp_port": closed_port(), "smtp_routing_cooldown_seconds": 0})
         self.backup.active = False
