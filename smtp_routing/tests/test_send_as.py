@@ -397,6 +397,8 @@ class TestPersonalServers(SendAsCommon, LiveSmtpCase):
         super().setUpClass()
         cls.own_sink = cls.start_smtp_server(credentials={"ana": "ana-secret"})
         cls.env["ir.config_parameter"].set_param("smtp_routing.allow_personal_servers", "1")
+        # the fixtures listen on loopback, which users' own servers may use only where an admin allows it
+        cls.env["ir.config_parameter"].set_param("smtp_routing.personal_servers_allow_private", "1")
 
     def setUp(self):
         super().setUp()
