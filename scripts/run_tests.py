@@ -50,6 +50,10 @@ SKIP_RE = re.compile(r"\.tests\.[\w.]+: skipped ")
 TOUR_SKIP_RE = re.compile(r"test_ui: skipped \S+ : (.+)")
 TOUR_PASSED = "smtp_routing browser tour passed in "
 TEST_MODULES = ("smtp_routing", "base", "mail", "test_mail")
+# smtp_routing and Odoo's Outlook module (google_gmail installs itself with mail): the bridge modules
+# smtp_routing_google_gmail and smtp_routing_microsoft_outlook then install themselves (auto_install),
+# and the OAuth tests run against both providers.
+INSTALL = "smtp_routing,microsoft_outlook"
 ODOO_SUITES = ("odoo", "browser tour", "odoo-core", "odoo-lifecycle", "odoo-queue", "pytest-odoo")
 
 
@@ -136,8 +140,8 @@ def run_odoo_suite(odoo_path):
         config = devenv.write_odoo_config(
             workdir, odoo_path, cluster, http_interface="127.0.0.1", http_port=devenv.free_port()
         )
-        devenv.log(f"Odoo suite: fresh database, installing smtp_routing, --test-tags {tags}")
-        install = ["-i", "smtp_routing", "--test-tags", tags]
+        devenv.log(f"Odoo suite: fresh database, installing {INSTALL}, --test-tags {tags}")
+        install = ["-i", INSTALL, "--test-tags", tags]
         output, returncode = _run_odoo(python, odoo_path, config, workdir, "odoo", install)
         lines = [_summarize("odoo", output, returncode), _summarize_tour(output, tags)]
         skip = None

@@ -1,0 +1,246 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""Microsoft 365 and Google over OAuth 2.0: Odoo's own consent flow and sign-in, against a loopback provider.
+
+Odoo's ``microsoft_outlook`` and ``google_gmail`` modules talk to ``testing.oauth.OAuthProvider``
+over real HTTP (``microsoft_outlook.endpoint``, ``smtp_routing.google_gmail_endpoint``), and the
+SMTP fixture accepts exactly the access tokens it issued (AUTH XOAUTH2, inside STARTTLS).
+These tests need the bridge modules, which install themselves next to smtp_routing and
+Odoo's modules (the Odoo suite installs ``microsoft_outlook`` for them).
+"""
+
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from odoo import Command
+from odoo.tests import Form, HttpCase, tagged
+
+from .. import hooks
+from ..testing.oauth import OAuthProvider
+from ..testing.smtpd import closed_port
+from .common import LiveSmtpCase, database_occurrences
+
+ALICE = "alice@example.com"
+BRIDGES = ("smtp_routing_google_gmail", "smtp_routing_microsoft_outlook")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class OAuthCase(HttpCase, LiveSmtpCase):
+    """Servers signing in with OAuth against the loopback provider; a password server as fallback."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        installed = cls.env["ir.module.module"].search([("name", "in", BRIDGES), ("state", "=", "installed")])
+        if len(installed) != len(BRIDGES):
+            raise unittest.SkipTest("the bridge modules are not installed (install microsoft_outlook too)")
+        cls.provider = OAuthProvider(clients={"odoo-app": "odoo-app-secret"}).start()
+        cls.addClassCleanup(cls.provider.stop)
+        params = {
+            "microsoft_outlook_client_id": "odoo-app",
+            "microsoft_outlook_client_secret": "odoo-app-secret",
+            "microsoft_outlook.endpoint": cls.provider.base_url,
+            "google_gmail_client_id": "odoo-app",
+            "google_gmail_client_secret": "odoo-app-secret",
+            "smtp_routing.google_gmail_endpoint": cls.provider.base_url,
+        }
+        for key, value in params.items():
+            cls.env["ir.config_parameter"].set_param(key, value)
+        cls.oauth_smtpd = cls.start_smtp_server(
+            tls="starttls", xoauth2=cls.provider.check_access_token, auth_required=True
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.oauth_smtpd.clear()
+        self.provider.requests.clear()
+        self.provider.deny_consent = False
+        self.provider.clear_faults()
+
+    def oauth_server(self, method, name, user=ALICE, **values):
+        return self.env["ir.mail_server"].create(
+            {
+                "name": name,
+                "smtp_host": self.oauth_smtpd.host,
+                "smtp_port": self.oauth_smtpd.port,
+                "smtp_encryption": "starttls",
+                "smtp_authentication": method,
+                "smtp_user": user,
+                "from_filter": user,
+                "sequence": 1,
+                **values,
+            }
+        )
+
+    def connect_account(self, server, user=ALICE):
+        """Odoo's consent flow: its button, the provider's authorize page, Odoo's callback (real HTTP)."""
+        self.provider.consent_user = user
+        button = (
+            server.open_microsoft_outlook_uri
+            if server.smtp_authentication == "outlook"
+            else server.open_google_gmail_uri
+        )
+        url = button()["url"]
+        self.assertTrue(url.startswith(self.provider.authorize_url), url)
+        try:
+            response = urllib.request.build_opener(_NoRedirect).open(url, timeout=5)
+        except urllib.error.HTTPError as redirect:
+            response = redirect
+        self.assertEqual(response.code, 302)
+        back = urllib.parse.urlsplit(response.headers["Location"])
+        self.authenticate("admin", "admin")
+        answer = self.url_open(f"{back.path}?{back.query}", allow_redirects=False)
+        self.assertIn(answer.status_code, (302, 303), answer.text[:500])
+        self.assertIn(f"/odoo/ir.mail_server/{server.id}", answer.headers["Location"])
+        server.invalidate_recordset()
+        return server
+
+    def broken_server(self, name="Broken primary", **values):
+        return self.env["ir.mail_server"].create(
+            {"name": name, "smtp_host": "127.0.0.1", "smtp_port": closed_port(), "smtp_encryption": "none", **values}
+        )
+
+    def logs(self, server):
+        return self.env["smtp_routing.delivery.log"]._smtp_routing_flush() | self.env[
+            "smtp_routing.delivery.log"
+        ].search([("server_id", "=", server.id)])
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestOAuthServers(OAuthCase):
+    def test_microsoft_and_google_presets_sign_in_with_oauth(self):
+        for preset, method, host in (
+            ("microsoft365", "outlook", "smtp.office365.com"),
+            ("google_workspace", "gmail", "smtp.gmail.com"),
+            ("gmail", "gmail", "smtp.gmail.com"),
+        ):
+            with self.subTest(preset=preset):
+                form = Form(self.env["ir.mail_server"])
+                form.name = preset
+                form.smtp_user = ALICE
+                form.smtp_routing_provider = preset
+                self.assertEqual(form.smtp_authentication, method)
+                self.assertEqual(form.smtp_encryption, "starttls")
+                self.assertEqual(form.smtp_port, 587)
+                self.assertIn(form.smtp_host, (host, "smtp.outlook.com"))
+                self.assertEqual(form.from_filter, ALICE)
+        form = Form(self.env["ir.mail_server"])
+        form.smtp_routing_provider = "sendgrid"
+        self.assertEqual(form.smtp_authentication, "login")
+
+    def test_outlook_server_connects_through_odoos_consent_flow_and_delivers_through_a_route(self):
+        broken = self.broken_server()
+        outlook = self.connect_account(self.oauth_server("outlook", "Microsoft 365"))
+        self.assertTrue(outlook.smtp_routing_oauth_connected)
+        self.assertEqual([grant for grant, _outcome in self.provider.requests], ["authorize", "authorization_code"])
+        self.env["smtp_routing.route"].create(
+            {
+                "name": "Everything",
+                "is_default": True,
+                "line_ids": [
+                    Command.create({"server_id": broken.id, "sequence": 1}),
+                    Command.create({"server_id": outlook.id, "sequence": 2}),
+                ],
+            }
+        )
+        mail = self.create_mail(email_from=ALICE)
+        mail.send()
+        self.assertTrue(self.oauth_smtpd.wait_for(1))
+        self.assertEqual(mail.state, "sent")
+        received = self.oauth_smtpd.messages[0]
+        self.assertEqual((received.auth_user, received.tls), (ALICE, True))
+        self.assertEqual(self.oauth_smtpd.auth_attempts, [("XOAUTH2", ALICE, True)])
+        self.assertEqual(self.smtpd.messages, [])
+        self.assertEqual(self.logs(broken).mapped("category"), ["connection_refused"])
+        self.assertEqual(self.logs(outlook).mapped("outcome"), ["sent"])
+
+    def test_gmail_server_takes_over_from_a_failing_server_and_refreshes_its_access_token(self):
+        broken = self.broken_server(from_filter=ALICE, sequence=0)
+        gmail = self.connect_account(self.oauth_server("gmail", "Google", sequence=5))
+        self.mail_server.sequence = 50  # the password server comes after Google
+        self.assertTrue(gmail.smtp_routing_oauth_connected)
+        gmail.sudo().google_gmail_access_token_expiration = 1  # Odoo must refresh it before signing in
+        mail = self.create_mail(email_from=ALICE)
+        mail.send()
+        self.assertTrue(self.oauth_smtpd.wait_for(1))
+        self.assertEqual(mail.state, "sent")
+        self.assertEqual(self.oauth_smtpd.messages[0].auth_user, ALICE)
+        self.assertIn(("refresh_token", "ok"), self.provider.requests)
+        self.assertEqual(self.logs(broken).mapped("category"), ["connection_refused"])
+
+    def test_a_refused_access_token_is_a_sign_in_failure_and_fails_over(self):
+        """Odoo sends AUTH XOAUTH2 and ignores the answer: the refusal then looked like a refused sender (530)."""
+        outlook = self.connect_account(self.oauth_server("outlook", "Microsoft 365", sequence=0))
+        self.mail_server.from_filter = False
+        self.provider.expire_access_tokens()  # Odoo still believes its token valid: the SMTP server does not
+        mail = self.create_mail(email_from=ALICE)
+        mail.send()
+        self.assertEqual(self.oauth_smtpd.messages, [])
+        self.assertEqual(self.oauth_smtpd.auth_attempts, [("XOAUTH2", ALICE, False)])
+        self.assertEqual(self.logs(outlook).mapped("category"), ["auth"])
+        self.assertTrue(self.smtpd.wait_for(1), "the password server should have taken the mail")
+        self.assertEqual(mail.state, "sent")
+
+    def test_a_server_with_no_account_connected_says_so(self):
+        outlook = self.oauth_server("outlook", "Not connected yet", sequence=0)
+        mail = self.create_mail(email_from=ALICE)
+        mail.send()
+        self.assertTrue(self.smtpd.wait_for(1))  # the password server took it
+        log = self.logs(outlook)
+        self.assertEqual(log.mapped("category"), ["config"])
+        self.assertIn("no account is connected yet", log.reply)
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestOAuthTokensAreSecrets(OAuthCase):
+    def issued(self, kind):
+        return [token.value for token in self.provider.tokens(kind=kind, user=ALICE)]
+
+    def test_tokens_are_stored_encrypted_and_read_empty_for_everyone(self):
+        outlook = self.connect_account(self.oauth_server("outlook", "Microsoft 365"))
+        gmail = self.connect_account(self.oauth_server("gmail", "Google"))
+        for value in self.issued("refresh") + self.issued("access") + self.issued("code"):
+            self.assertEqual(database_occurrences(self.env, value), [], value[:12])
+        for server, names in (
+            (outlook, ["microsoft_outlook_refresh_token", "microsoft_outlook_access_token"]),
+            (gmail, ["google_gmail_refresh_token", "google_gmail_access_token", "google_gmail_authorization_code"]),
+        ):
+            self.assertTrue(server.sudo().smtp_routing_oauth_encrypted.startswith("srenc1:"))
+            self.assertEqual(server.read(names)[0], {"id": server.id, **dict.fromkeys(names, False)})
+            self.assertFalse(any(server.sudo()[name] for name in names))
+            self.env.cr.execute(
+                f"SELECT {', '.join(names)} FROM ir_mail_server WHERE id = %s",  # noqa: S608 - constant names
+                [server.id],
+            )
+            self.assertEqual(set(self.env.cr.fetchone()), {None}, "Odoo's plaintext columns stay empty")
+            with self.assertRaisesRegex(Exception, "never exported"):
+                server.export_data([names[0]])
+        # the sign-in decrypts them, for that connection only
+        self.create_mail(email_from=ALICE).send()
+        self.assertTrue(self.oauth_smtpd.wait_for(1))
+        self.assertFalse(outlook.sudo().microsoft_outlook_refresh_token)
+
+    def test_switching_away_from_oauth_forgets_the_tokens(self):
+        outlook = self.connect_account(self.oauth_server("outlook", "Microsoft 365"))
+        outlook.write({"smtp_authentication": "login"})
+        self.assertFalse(outlook.sudo().smtp_routing_oauth_encrypted)
+        self.assertFalse(outlook.smtp_routing_oauth_connected)
+
+    def test_uninstall_writes_the_tokens_back_and_install_encrypts_them_again(self):
+        outlook = self.connect_account(self.oauth_server("outlook", "Microsoft 365"))
+        refresh = outlook.sudo()._smtp_routing_oauth_tokens()["microsoft_outlook_refresh_token"]
+        names = ("microsoft_outlook_refresh_token", "microsoft_outlook_access_token")
+        self.assertEqual(hooks.restore_oauth_tokens(self.env, names), 1)
+        self.env.cr.execute("SELECT microsoft_outlook_refresh_token FROM ir_mail_server WHERE id = %s", [outlook.id])
+        self.assertEqual(self.env.cr.fetchone()[0], refresh)
+        self.assertFalse(outlook.sudo().smtp_routing_oauth_encrypted)
+        self.assertEqual(hooks.encrypt_oauth_tokens(self.env, names), 1)
+        self.env.cr.execute("SELECT microsoft_outlook_refresh_token FROM ir_mail_server WHERE id = %s", [outlook.id])
+        self.assertIsNone(self.env.cr.fetchone()[0])
+        self.assertTrue(outlook.smtp_routing_oauth_connected)
+        self.assertEqual(outlook.sudo()._smtp_routing_oauth_tokens()["microsoft_outlook_refresh_token"], refresh)
