@@ -14,6 +14,7 @@ import time
 from datetime import datetime, timedelta
 
 import pytz
+from markupsafe import Markup
 
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError, ValidationError
@@ -25,7 +26,7 @@ from ..tools import dkim as dkim_tool
 from ..tools import dns_checks, hostport, netpolicy, presets, secrets
 from ..tools import limits as limits_tool
 from ..tools import routing as routing_tool
-from ..tools.smtp_errors import MessageTooLarge
+from ..tools.smtp_errors import MessageTooLarge, classify
 from . import oauth, params
 from .access import require_admin
 from .smtp_routing_server_state import db_now, state_from_row
@@ -327,6 +328,17 @@ class IrMailServer(models.Model):
         copy=False,
         readonly=True,
         help="The server holds a refresh token from its provider (the account was connected).",
+    )
+    smtp_routing_oauth_problem = fields.Char(
+        string="Sign-in Problem",
+        copy=False,
+        readonly=True,
+        groups=ADMINS,
+        help="The provider refused to renew this server's sign-in (revoked or expired consent, expired client "
+        "secret): reconnect the account. Cleared by the next successful sign-in.",
+    )
+    smtp_routing_oauth_problem_date = fields.Datetime(
+        string="Sign-in Problem Since", copy=False, readonly=True, groups=ADMINS
     )
     smtp_routing_pass_error = fields.Char(
         string="Password Problem", compute="_compute_smtp_routing_pass_state", groups=ADMINS
@@ -1352,11 +1364,57 @@ class IrMailServer(models.Model):
                 stage="connect",
                 email_from=smtp_from,
             )
+            if server:
+                server._smtp_routing_note_sign_in(error)
             raise
         if connection is not None:
             connection.smtp_routing_server_id = mail_server_id
             _make_quit_safe(connection)
+            if server:
+                server._smtp_routing_note_sign_in(None)
         return connection
+
+    def _smtp_routing_note_sign_in(self, error):
+        """Token health of an OAuth server: a refused renewal is noted and told (once) to whoever can reconnect
+        the account (the owner of a user's own server, else the administrators); a sign-in that works clears it."""
+        self.ensure_one()
+        server = self.sudo()
+        if server.smtp_authentication not in OAUTH_AUTHENTICATIONS:
+            return
+        if error is None:
+            if server.smtp_routing_oauth_problem:
+                server.write({"smtp_routing_oauth_problem": False, "smtp_routing_oauth_problem_date": False})
+            return
+        if classify(error).category != "oauth_revoked":
+            return
+        message = error.args[0] if isinstance(error, oauth.TokenError) and error.args else str(error)
+        first = not server.smtp_routing_oauth_problem
+        server.write(
+            {"smtp_routing_oauth_problem": message[:1000], "smtp_routing_oauth_problem_date": fields.Datetime.now()}
+        )
+        if first:
+            server._smtp_routing_notify_sign_in_problem(message)
+
+    def _smtp_routing_notify_sign_in_problem(self, message):
+        owner = self.smtp_routing_owner_id
+        users = owner or self.env.ref("base.group_system").users.filtered(lambda user: not user.share)
+        partners = users.partner_id.filtered("active")
+        if not partners:
+            return
+        hours = params.integer(self.env, "smtp_routing.max_retry_age_hours", 72)
+        body = Markup("<p>%s</p><p>%s</p>") % (
+            message,
+            self.env._(
+                "Meanwhile its mail goes through another server where one may send it; otherwise it waits, and fails "
+                "after %(hours)s hours if the account is not reconnected.",
+                hours=hours,
+            ),
+        )
+        self.env["mail.thread"].sudo().with_context(mail_notify_force_send=False).message_notify(
+            partner_ids=partners.ids,
+            subject=self.env._("Reconnect the account of %(server)s", server=self.name),
+            body=body,
+        )
 
     def _smtp_routing_identity_from(self, current_from):
         """The From to use for mail without an author-specific From, or None to keep it."""

@@ -14,6 +14,7 @@ import urllib.parse
 import urllib.request
 
 from odoo import Command
+from odoo.exceptions import UserError
 from odoo.tests import Form, HttpCase, tagged
 
 from .. import hooks
@@ -244,3 +245,95 @@ class TestOAuthTokensAreSecrets(OAuthCase):
         self.assertIsNone(self.env.cr.fetchone()[0])
         self.assertTrue(outlook.smtp_routing_oauth_connected)
         self.assertEqual(outlook.sudo()._smtp_routing_oauth_tokens()["microsoft_outlook_refresh_token"], refresh)
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestOAuthTokenHealth(OAuthCase):
+    def admin_notices(self, server):
+        return self.env["mail.message"].search(
+            [
+                ("subject", "=", f"Reconnect the account of {server.name}"),
+                ("partner_ids", "in", self.env.ref("base.user_admin").partner_id.ids),
+            ]
+        )
+
+    def revoke(self, server):
+        self.provider.revoke_user(ALICE)
+        field = "microsoft_outlook" if server.smtp_authentication == "outlook" else "google_gmail"
+        server.sudo()[f"{field}_access_token_expiration"] = 1  # Odoo must renew its access token: refused
+
+    def test_a_revoked_consent_is_noted_told_once_and_the_mail_waits(self):
+        self.mail_server.active = False  # no other server may take Alice's mail
+        outlook = self.connect_account(self.oauth_server("outlook", "Microsoft 365"))
+        self.revoke(outlook)
+        mail = self.create_mail(email_from=ALICE)
+        mail.send()
+        self.assertEqual(mail.state, "outgoing", mail.failure_reason)
+        self.assertIn("Microsoft 365 is cooling down", mail.smtp_routing_deferred_reason)
+        self.assertIn(("refresh_token", "invalid_grant"), self.provider.requests)
+        log = self.logs(outlook)
+        self.assertEqual(log.mapped("category"), ["oauth_revoked"])
+        self.assertIn("invalid_grant", log.reply)
+        self.assertEqual(log.summary.split(" - ")[0], "Sign-in revoked or expired (OAuth)")
+        self.assertIn("Reconnect the account", outlook.smtp_routing_oauth_problem)
+        self.assertTrue(outlook.smtp_routing_oauth_problem_date)
+        notice = self.admin_notices(outlook)
+        self.assertEqual(len(notice), 1)
+        self.assertIn("Reconnect the account", notice.body)
+        # the next attempt fails the same way: noted, not told again
+        self.env["smtp_routing.server.state"]._smtp_routing_succeeded(outlook)  # end the cooldown
+        mail.send()
+        self.assertEqual(mail.state, "outgoing")
+        self.assertEqual(len(self.admin_notices(outlook)), 1)
+        # the administrator reconnects: the problem is gone and the mail leaves
+        self.connect_account(outlook)
+        self.env["smtp_routing.server.state"]._smtp_routing_succeeded(outlook)
+        mail.send()
+        self.assertTrue(self.oauth_smtpd.wait_for(1))
+        self.assertEqual(mail.state, "sent")
+        self.assertFalse(outlook.smtp_routing_oauth_problem)
+
+    def test_a_revoked_consent_fails_over_to_another_server(self):
+        gmail = self.connect_account(self.oauth_server("gmail", "Google", sequence=0))
+        self.revoke(gmail)
+        mail = self.create_mail(email_from=ALICE)
+        mail.send()
+        self.assertTrue(self.smtpd.wait_for(1), "the password server should have taken the mail")
+        self.assertEqual(mail.state, "sent")
+        self.assertEqual(self.logs(gmail).mapped("category"), ["oauth_revoked"])
+        self.assertIn("Reconnect the account", gmail.smtp_routing_oauth_problem)
+
+    def test_an_expired_client_secret_says_to_renew_it(self):
+        outlook = self.connect_account(self.oauth_server("outlook", "Microsoft 365", sequence=0))
+        outlook.sudo().microsoft_outlook_access_token_expiration = 1
+        self.provider.expire_client_secret("odoo-app")
+        self.addCleanup(self.provider.expired_secrets.clear)
+        self.create_mail(email_from=ALICE).send()
+        self.assertTrue(self.smtpd.wait_for(1))
+        self.assertEqual(self.logs(outlook).mapped("category"), ["oauth_revoked"])
+        self.assertIn("client secret has probably expired", outlook.smtp_routing_oauth_problem)
+
+    def test_an_unreachable_sign_in_service_is_temporary_and_tells_nobody(self):
+        outlook = self.connect_account(self.oauth_server("outlook", "Microsoft 365", sequence=0))
+        outlook.sudo().microsoft_outlook_access_token_expiration = 1
+        self.provider.add_fault("refresh_token", status=503, error="temporarily_unavailable")
+        self.create_mail(email_from=ALICE).send()
+        self.assertTrue(self.smtpd.wait_for(1))
+        self.assertEqual(self.logs(outlook).mapped("category"), ["temporary"])
+        self.assertFalse(outlook.smtp_routing_oauth_problem)
+        self.assertFalse(self.admin_notices(outlook))
+
+    def test_the_owner_of_a_users_own_server_is_told_not_the_administrators(self):
+        from odoo.tests import new_test_user
+
+        owner = new_test_user(self.env, login="alice", email=ALICE, groups="base.group_user")
+        # a user's own server must be on the internet; this one is on loopback
+        self.env["ir.config_parameter"].set_param("smtp_routing.personal_servers_allow_private", "1")
+        outlook = self.connect_account(self.oauth_server("outlook", "Alice's mailbox", smtp_routing_owner_id=owner.id))
+        self.revoke(outlook)
+        with self.assertRaisesRegex(UserError, "no longer accepts the sign-in"):
+            outlook.connect(mail_server_id=outlook.id)
+        self.assertFalse(self.admin_notices(outlook))
+        told = self.env["mail.message"].search([("partner_ids", "in", owner.partner_id.ids)])
+        self.assertEqual(len(told), 1)
+        self.assertIn("Reconnect the account", told.body)
