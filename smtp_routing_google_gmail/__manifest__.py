@@ -10,7 +10,7 @@
     "maintainers": [],
     "development_status": "Alpha",
     "depends": ["smtp_routing", "google_gmail"],
-    "data": ["views/ir_mail_server_views.xml"],
+    "data": ["views/ir_mail_server_views.xml", "views/res_users_views.xml"],
     "post_init_hook": "post_init_hook",
     "uninstall_hook": "uninstall_hook",
     "auto_install": True,

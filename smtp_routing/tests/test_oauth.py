@@ -8,14 +8,15 @@ These tests need the bridge modules, which install themselves next to smtp_routi
 Odoo's modules (the Odoo suite installs ``microsoft_outlook`` for them).
 """
 
+import json
 import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
 
 from odoo import Command
-from odoo.exceptions import UserError
-from odoo.tests import Form, HttpCase, tagged
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import Form, HttpCase, new_test_user, tagged
 
 from .. import hooks
 from ..testing.oauth import OAuthProvider
@@ -324,8 +325,6 @@ class TestOAuthTokenHealth(OAuthCase):
         self.assertFalse(self.admin_notices(outlook))
 
     def test_the_owner_of_a_users_own_server_is_told_not_the_administrators(self):
-        from odoo.tests import new_test_user
-
         owner = new_test_user(self.env, login="alice", email=ALICE, groups="base.group_user")
         # a user's own server must be on the internet; this one is on loopback
         self.env["ir.config_parameter"].set_param("smtp_routing.personal_servers_allow_private", "1")
@@ -337,3 +336,87 @@ class TestOAuthTokenHealth(OAuthCase):
         told = self.env["mail.message"].search([("partner_ids", "in", owner.partner_id.ids)])
         self.assertEqual(len(told), 1)
         self.assertIn("Reconnect the account", told.body)
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestOwnOAuthAccount(OAuthCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # users' own servers must be on the internet; the loopback fixture is not
+        cls.env["ir.config_parameter"].set_param("smtp_routing.personal_servers_allow_private", "1")
+        cls.alice = new_test_user(
+            cls.env,
+            login="alice",
+            name="Alice Consultant",
+            email=ALICE,
+            groups="base.group_user,base.group_partner_manager",
+            context={"no_reset_password": True},
+        )
+        cls.client = cls.env["res.partner"].create({"name": "Client", "email": "client@client.example"})
+
+    def connect_own(self, method):
+        """Preferences > Connect my ... account, as Alice: the provider's page, then Odoo's callback as Alice."""
+        self.provider.consent_user = ALICE
+        alice = self.alice.with_user(self.alice)
+        action = getattr(alice, f"action_smtp_routing_connect_{method}")()
+        self.assertTrue(action["url"].startswith(self.provider.authorize_url))
+        try:
+            response = urllib.request.build_opener(_NoRedirect).open(action["url"], timeout=5)
+        except urllib.error.HTTPError as redirect:
+            response = redirect
+        back = urllib.parse.urlsplit(response.headers["Location"])
+        self.authenticate("alice", "alice")
+        answer = self.url_open(f"{back.path}?{back.query}", allow_redirects=False)
+        self.assertIn(answer.status_code, (302, 303), answer.text[:500])
+        own = self.alice.smtp_routing_server_id.sudo()
+        own.invalidate_recordset()
+        own.write({"smtp_host": self.oauth_smtpd.host, "smtp_port": self.oauth_smtpd.port})  # the loopback provider
+        return own
+
+    def test_connect_my_microsoft_365_account_creates_my_throttled_server_and_sends_from_and_to_me(self):
+        own = self.connect_own("outlook")
+        self.assertEqual(
+            (own.smtp_routing_owner_id, own.smtp_authentication, own.from_filter, own.smtp_user),
+            (self.alice, "outlook", ALICE, ALICE),
+        )
+        self.assertTrue(own.smtp_routing_oauth_connected)
+        self.assertEqual((own.smtp_routing_throttle_max, own.smtp_routing_throttle_unit), (10, "minutes"))
+        self.assertFalse(own.smtp_routing_user_selectable)
+        # Send me a test: from Alice to Alice, through her own account
+        result = self.alice.with_user(self.alice).action_smtp_routing_test_own_server()
+        self.assertEqual(result["params"]["type"], "success", result["params"]["message"])
+        self.assertTrue(self.oauth_smtpd.wait_for(1))
+        received = self.oauth_smtpd.messages[0]
+        self.assertEqual((received.auth_user, received.mail_from, received.rcpt_tos), (ALICE, ALICE, (ALICE,)))
+        # her personal mail to a client goes through it; the company's system mail never does
+        self.oauth_smtpd.clear()
+        self.client.with_user(self.alice).message_post(
+            body="Hello", message_type="comment", subtype_xmlid="mail.mt_comment", partner_ids=self.client.ids
+        )
+        self.assertTrue(self.oauth_smtpd.wait_for(1))
+        self.assertEqual(self.oauth_smtpd.recipients, ["client@client.example"])
+        self.smtpd.clear()
+        self.create_mail(email_from=ALICE, email_to="someone@client.example").send()
+        self.assertTrue(self.smtpd.wait_for(1), "system mail goes through the company's server")
+        self.assertEqual(len(self.oauth_smtpd.messages), 1)
+
+    def test_connect_my_google_account_is_throttled_at_30_per_minute_by_default(self):
+        self.env["ir.config_parameter"].set_param("smtp_routing.personal_gmail_per_minute", "25")
+        own = self.connect_own("gmail")
+        self.assertEqual((own.smtp_authentication, own.smtp_routing_throttle_max), ("gmail", 25))
+        self.assertTrue(own.smtp_routing_oauth_connected)
+        self.alice.with_user(self.alice).action_smtp_routing_test_own_server()
+        self.assertTrue(self.oauth_smtpd.wait_for(1))
+        self.assertEqual(self.oauth_smtpd.messages[0].auth_user, ALICE)
+
+    def test_nobody_else_can_use_my_consent_callback(self):
+        own = self.connect_own("outlook")
+        ben = new_test_user(self.env, login="ben", email="ben@example.com", groups="base.group_user")
+        forged = json.dumps({"model": "ir.mail_server", "id": own.id, "csrf_token": own._get_outlook_csrf_token()})
+        self.assertFalse(self.env["res.users"].with_user(ben)._smtp_routing_own_server_from_state(forged, "outlook"))
+        self.authenticate("ben", "ben")
+        answer = self.url_open(f"/microsoft_outlook/confirm?code=x&state={urllib.parse.quote(forged)}")
+        self.assertEqual(answer.status_code, 403)  # Odoo's own handling: administrators only
+        with self.assertRaisesRegex(AccessError, "your own account"):
+            self.alice.with_user(ben).action_smtp_routing_connect_outlook()
