@@ -5,7 +5,7 @@ Odoo's own code signs in and refreshes the tokens, unchanged: smtp_routing revea
 server's tokens to it for that one sign-in (see ``IrMailServer._smtp_login``).
 """
 
-from odoo import fields, models
+from odoo import api, fields, models
 
 from odoo.addons.microsoft_outlook.models import microsoft_outlook_mixin
 from odoo.addons.smtp_routing.models import oauth
@@ -39,6 +39,13 @@ class IrMailServer(models.Model):
 
     def _inverse_microsoft_outlook_access_token(self):
         self._smtp_routing_store_token("microsoft_outlook_access_token")
+
+    @api.onchange("smtp_authentication")
+    def _onchange_smtp_authentication_outlook(self):
+        """Odoo puts smtp.outlook.com; the Microsoft 365 preset keeps Microsoft's documented smtp.office365.com."""
+        super()._onchange_smtp_authentication_outlook()
+        if self.smtp_authentication == "outlook" and self.smtp_routing_provider == "microsoft365":
+            self.smtp_host = "smtp.office365.com"
 
     def _fetch_outlook_token(self, grant_type, **values):
         return self._smtp_routing_token_call(super()._fetch_outlook_token, grant_type, **values)
