@@ -125,6 +125,10 @@ def junit_summary(label, report, returncode):
 
 
 # -- Odoo ---------------------------------------------------------------------
+# What every Odoo test database gets: smtp_routing and Odoo's Outlook module (google_gmail installs itself with
+# mail); the bridge modules smtp_routing_google_gmail and smtp_routing_microsoft_outlook then install themselves
+# (auto_install), so the OAuth tests run against both providers.
+ODOO_INSTALL = "smtp_routing,microsoft_outlook"
 SHARED_ODOO = ROOT.parent / "shared" / "odoo-18.0"  # where CI (and this project's machines) keep Odoo 18.0
 
 

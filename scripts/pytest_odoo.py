@@ -63,7 +63,8 @@ def pytest_command(python, config, report, extra_args=()):
 
 def _install(python, odoo_path, config, workdir):
     """smtp_routing into a fresh database, as an admin would: odoo-bin -i, no tests."""
-    argv = [str(python), str(odoo_path / "odoo-bin"), "-c", str(config), "-d", DB, "-i", "smtp_routing"]
+    argv = [str(python), str(odoo_path / "odoo-bin"), "-c", str(config), "-d", DB]
+    argv += ["-i", devenv.ODOO_INSTALL]  # the bridge modules install themselves
     argv += ["--stop-after-init", "--log-level=warn"]
     result = subprocess.run(argv, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:

@@ -164,8 +164,8 @@ def run_odoo_suite(odoo_path):
         config = devenv.write_odoo_config(
             workdir, odoo_path, cluster, http_interface="127.0.0.1", http_port=devenv.free_port()
         )
-        devenv.log(f"Odoo suite: fresh database, installing smtp_routing, --test-tags {tags}")
-        install = ["-i", "smtp_routing", "--test-tags", tags]
+        devenv.log(f"Odoo suite: fresh database, installing {devenv.ODOO_INSTALL}, --test-tags {tags}")
+        install = ["-i", devenv.ODOO_INSTALL, "--test-tags", tags]
         output, returncode = _run_odoo(python, odoo_path, config, workdir, "odoo", install)
         lines = [_summarize("odoo", output, returncode), _summarize_tour(output, tags)]
         skip = None

@@ -7,13 +7,20 @@ plaintext back into ``smtp_pass`` so that mail keeps working with stock Odoo;
 if a password cannot be decrypted (key lost), uninstalling stops and says so
 rather than losing it. Users' own servers are archived: stock Odoo knows
 nothing of their owners and would route other people's mail through them.
+
+OAuth tokens (Odoo's ``google_gmail_*`` / ``microsoft_outlook_*`` columns) are
+handled the same way by the bridge modules' hooks (``encrypt_oauth_tokens``,
+``restore_oauth_tokens``): the columns are emptied into one ciphertext,
+``smtp_routing_oauth_encrypted``, and written back on uninstall.
 """
 
+import json
 import logging
 
 from odoo.exceptions import UserError
+from odoo.tools import SQL, sql
 
-from .models.ir_mail_server import _keyring
+from .models.ir_mail_server import TOKEN_FIELDS, _keyring
 from .tools import secrets
 
 _logger = logging.getLogger(__name__)
@@ -44,7 +51,104 @@ def encrypt_plaintext_passwords(env):
 
 def uninstall_hook(env):
     restore_plaintext_passwords(env)
+    restore_oauth_tokens(env, TOKEN_FIELDS)  # normally done already by the bridges' own uninstall
     archive_personal_servers(env)
+
+
+def _token_columns(env, names):
+    return [name for name in names if sql.column_exists(env.cr, "ir_mail_server", name)]
+
+
+def encrypt_oauth_tokens(env, names):
+    """Move the plaintext tokens of ``names`` into each server's ciphertext (bridge install)."""
+    env.flush_all()
+    columns = _token_columns(env, names)
+    if not columns:
+        return 0
+    cr = env.cr
+    present = SQL(" OR ").join(
+        SQL("(%s IS NOT NULL AND %s != '')", SQL.identifier(c), SQL.identifier(c)) for c in columns
+    )
+    cr.execute(
+        SQL(
+            "SELECT id, smtp_routing_oauth_encrypted, %s FROM ir_mail_server WHERE %s",
+            SQL(", ").join(SQL.identifier(c) for c in columns),
+            present,
+        )
+    )
+    rows = cr.fetchall()
+    if not rows:
+        return 0
+    keyring = _keyring()
+    for server_id, stored, *values in rows:
+        tokens = json.loads(secrets.decrypt(stored, keyring)) if stored else {}
+        tokens.update({name: value for name, value in zip(columns, values, strict=True) if value})
+        connected = any(value for name, value in tokens.items() if name.endswith("refresh_token"))
+        cr.execute(
+            SQL(
+                "UPDATE ir_mail_server SET smtp_routing_oauth_encrypted = %s, smtp_routing_oauth_connected = %s, "
+                "%s WHERE id = %s",
+                secrets.encrypt(json.dumps(tokens, sort_keys=True), keyring),
+                connected,
+                SQL(", ").join(SQL("%s = NULL", SQL.identifier(c)) for c in columns),
+                server_id,
+            )
+        )
+    env["ir.mail_server"].invalidate_model()
+    _logger.info("smtp_routing: encrypted the OAuth tokens of %s server(s)", len(rows))
+    return len(rows)
+
+
+def restore_oauth_tokens(env, names):
+    """Write the tokens of ``names`` back into Odoo's columns (uninstall), and drop them from the ciphertext.
+
+    Refuses, as for passwords, when a server's tokens cannot be decrypted (the key is lost): stock Odoo
+    would have no token, and the administrator can reconnect the account or restore the key first.
+    """
+    env.flush_all()
+    columns = _token_columns(env, names)
+    if not columns or not sql.column_exists(env.cr, "ir_mail_server", "smtp_routing_oauth_encrypted"):
+        return 0
+    cr = env.cr
+    cr.execute(
+        "SELECT id, name, smtp_routing_oauth_encrypted FROM ir_mail_server "
+        "WHERE smtp_routing_oauth_encrypted IS NOT NULL AND smtp_routing_oauth_encrypted != ''"
+    )
+    rows = cr.fetchall()
+    if not rows:
+        return 0
+    keyring = _keyring()
+    restored, lost = [], []
+    for server_id, name, stored in rows:
+        try:
+            restored.append((server_id, json.loads(secrets.decrypt(stored, keyring))))
+        except secrets.SecretError:
+            lost.append(name)
+    if lost:
+        raise UserError(
+            env._(
+                "The OAuth tokens of %(servers)s cannot be decrypted with the key in use, and uninstalling would "
+                "lose them. Restore the key (SMTP_ROUTING_KEYS, smtp_routing_keys or the key file in Odoo's data "
+                "directory), or reconnect these accounts, then uninstall.",
+                servers=", ".join(lost),
+            )
+        )
+    for server_id, tokens in restored:
+        kept = {name: value for name, value in tokens.items() if name not in columns}
+        connected = any(value for name, value in kept.items() if name.endswith("refresh_token"))
+        cr.execute(
+            SQL(
+                "UPDATE ir_mail_server SET %s, smtp_routing_oauth_encrypted = %s, smtp_routing_oauth_connected = %s "
+                "WHERE id = %s",
+                SQL(", ").join(SQL("%s = %s", SQL.identifier(c), tokens.get(c) or None) for c in columns),
+                secrets.encrypt(json.dumps(kept, sort_keys=True), keyring) if kept else None,
+                connected,
+                server_id,
+            )
+        )
+    env["ir.mail_server"].invalidate_model()
+    _logger.info("smtp_routing: restored the OAuth tokens of %s server(s) for stock Odoo", len(restored))
+    return len(restored)
 
 
 def archive_personal_servers(env):

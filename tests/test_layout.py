@@ -47,7 +47,7 @@ def test_external_dependencies_match_requirements():
 def test_core_and_fixtures_import_without_odoo():
     code = (
         "import sys, smtp_routing, smtp_routing.tools, smtp_routing.tools.pipelining, smtp_routing.testing.smtpd, "
-        "smtp_routing.testing.tlscert, smtp_routing.testing.latency; "
+        "smtp_routing.testing.tlscert, smtp_routing.testing.latency, smtp_routing.testing.oauth; "
         "leaked = sorted(m for m in sys.modules if m == 'odoo' or m.startswith('odoo.')); "
         "print(leaked); sys.exit(1 if leaked else 0)"
     )

@@ -198,3 +198,48 @@ def test_configuration_error_wrapping_an_os_error_stays_configuration():
             raise UserError("The CA file cannot be read") from inner
     except UserError as outer:
         assert classify(outer).category == "config"
+
+
+class _TokenRefused(Exception):
+    """What the bridges raise when the OAuth token endpoint refuses: the provider's code as ``oauth_error``."""
+
+    def __init__(self, error, status, description=""):
+        super().__init__(f"{error}: {description}")
+        self.oauth_error, self.oauth_status, self.oauth_description = error, status, description
+
+
+class MailDeliveryException(Exception):  # Odoo's wrapper in send_email()
+    pass
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "category"),
+    [
+        ("invalid_grant", 400, "oauth_revoked"),
+        ("invalid_client", 401, "oauth_revoked"),
+        ("unauthorized_client", 400, "oauth_revoked"),
+        ("temporarily_unavailable", 503, "temporary"),
+        ("server_error", 500, "temporary"),
+        ("unreachable", None, "temporary"),
+        ("invalid_request", 400, "config"),
+    ],
+)
+def test_token_endpoint_refusals_are_classified_by_the_providers_code(error, status, category):
+    refused = _TokenRefused(error, status, "AADSTS700082: The refresh token has expired")
+    outcome = classify(refused)
+    assert outcome.category == category
+    assert error in outcome.text
+    # also when Odoo wraps it
+    try:
+        try:
+            raise refused
+        except _TokenRefused:
+            raise MailDeliveryException("Mail Delivery Failed") from None
+    except MailDeliveryException as wrapped:
+        wrapped.__context__ = refused
+        assert classify(wrapped).category == category
+
+
+def test_a_revoked_sign_in_fails_over_but_is_not_retried_blindly():
+    outcome = classify(_TokenRefused("invalid_grant", 400))
+    assert outcome.failover and not outcome.retry

@@ -3,6 +3,7 @@ import contextlib
 import email.generator
 import email.utils
 import io
+import json
 import logging
 import os
 import re
@@ -13,6 +14,7 @@ import time
 from datetime import datetime, timedelta
 
 import pytz
+from markupsafe import Markup
 
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError, ValidationError
@@ -25,8 +27,8 @@ from ..tools import dns_checks, hostport, netpolicy, presets, secrets
 from ..tools import limits as limits_tool
 from ..tools import routing as routing_tool
 from ..tools.headers import RawHeader, keep_raw
-from ..tools.smtp_errors import MessageTooLarge
-from . import params
+from ..tools.smtp_errors import MessageTooLarge, classify
+from . import oauth, params
 from .access import require_admin
 from .smtp_routing_server_state import db_now, state_from_row
 
@@ -41,6 +43,18 @@ DNS_NAMESERVER = "smtp_routing.dns_nameserver"
 PERSONAL_ALLOW_PRIVATE = "smtp_routing.personal_servers_allow_private"
 OAUTH_AUTHENTICATIONS = ("gmail", "outlook")
 ADMINS = "base.group_system"
+# Odoo's token columns that the bridge modules make write-only (their ciphertext: smtp_routing_oauth_encrypted)
+TOKEN_FIELDS = (
+    "google_gmail_authorization_code",
+    "google_gmail_refresh_token",
+    "google_gmail_access_token",
+    "microsoft_outlook_refresh_token",
+    "microsoft_outlook_access_token",
+)
+TOKEN_COMPUTE = "_compute_smtp_routing_oauth_token"
+PROVIDER_LABELS = {"gmail": "Google", "outlook": "Microsoft 365"}
+# The provider presets that sign in with OAuth where Odoo's module for it is installed.
+PRESET_OAUTH = {"microsoft365": "outlook", "gmail": "gmail", "google_workspace": "gmail"}
 
 _keyring_cache = {}
 
@@ -55,6 +69,7 @@ def _keyring():
 
 
 _timeout = threading.local()
+_tokens_revealed = threading.local()  # ids of the servers whose OAuth tokens this thread may read (to sign in)
 
 
 class _SmtplibPerServer:
@@ -195,6 +210,34 @@ def _is_ip(value):
     return True
 
 
+@contextlib.contextmanager
+def _checked_xoauth2(connection):
+    """Check the reply to Odoo's ``AUTH XOAUTH2`` (Odoo sends it with ``docmd`` and ignores the answer).
+
+    A refused token gets Gmail's ``334`` error challenge (answered with an empty line) or a ``535``; either
+    way the login failed, and it must say so: otherwise the mail is refused at MAIL FROM (``530``) and
+    taken for a refused sender instead of a sign-in problem.
+    """
+    smtp = connection.__obj__
+    original = smtp.docmd
+
+    def docmd(cmd, args=""):
+        code, reply = original(cmd, args)
+        if cmd.upper() != "AUTH" or not str(args).upper().startswith("XOAUTH2"):
+            return code, reply
+        if code == 334:
+            code, reply = original("")
+        if code != 235:
+            raise smtplib.SMTPAuthenticationError(code, reply)
+        return code, reply
+
+    smtp.docmd = docmd
+    try:
+        yield
+    finally:
+        del smtp.docmd
+
+
 def _make_quit_safe(connection):
     """Let ``quit()`` close quietly a session the server already closed.
 
@@ -277,6 +320,28 @@ class IrMailServer(models.Model):
     )
     smtp_routing_pass_set = fields.Boolean(
         string="Password Stored", compute="_compute_smtp_routing_pass_state", groups=ADMINS
+    )
+    # OAuth (Odoo's Gmail and Outlook servers, through the bridge modules): Odoo's token fields are write-only
+    # like smtp_pass; their values live here, encrypted together (JSON), and are decrypted only to sign in.
+    smtp_routing_oauth_encrypted = fields.Char(
+        string="Encrypted OAuth Tokens", groups=ADMINS, copy=False, readonly=True, exportable=False
+    )
+    smtp_routing_oauth_connected = fields.Boolean(
+        string="Account Connected",
+        copy=False,
+        readonly=True,
+        help="The server holds a refresh token from its provider (the account was connected).",
+    )
+    smtp_routing_oauth_problem = fields.Char(
+        string="Sign-in Problem",
+        copy=False,
+        readonly=True,
+        groups=ADMINS,
+        help="The provider refused to renew this server's sign-in (revoked or expired consent, expired client "
+        "secret): reconnect the account. Cleared by the next successful sign-in.",
+    )
+    smtp_routing_oauth_problem_date = fields.Datetime(
+        string="Sign-in Problem Since", copy=False, readonly=True, groups=ADMINS
     )
     smtp_routing_pass_error = fields.Char(
         string="Password Problem", compute="_compute_smtp_routing_pass_state", groups=ADMINS
@@ -876,6 +941,12 @@ class IrMailServer(models.Model):
         self.smtp_encryption = preset.encryption
         if preset.code == "sendgrid" and not self.smtp_user:
             self.smtp_user = "apikey"
+        oauth_method = PRESET_OAUTH.get(preset.code)
+        available = dict(self._fields["smtp_authentication"].selection)
+        if oauth_method in available and not self.sudo().smtp_routing_pass_encrypted:
+            # Microsoft and Google end password sign-in: their presets sign in with OAuth (Odoo's consent flow)
+            self.smtp_authentication = oauth_method
+            self.from_filter = self.smtp_user or self.from_filter
 
     @api.onchange("smtp_encryption")
     def _onchange_encryption(self):
@@ -927,7 +998,8 @@ class IrMailServer(models.Model):
         # is set; run those on smtp_pass again now that the typed password is known.
         typed = servers.browse([s.id for s, vals in zip(servers, vals_list, strict=True) if vals.get("smtp_pass")])
         typed._validate_fields(["smtp_pass"])
-        servers.invalidate_recordset(["smtp_pass"])  # what was typed is not kept, not even in the cache
+        # what was typed is not kept, not even in the cache
+        servers.invalidate_recordset(["smtp_pass", *self._smtp_routing_token_fields()])
         servers.filtered("smtp_routing_is_default")._smtp_routing_unset_other_defaults()
         return servers
 
@@ -935,6 +1007,14 @@ class IrMailServer(models.Model):
         result = super().write(self._smtp_routing_normalize_vals(vals))
         if "smtp_pass" in vals:
             self.invalidate_recordset(["smtp_pass"])
+        tokens = self._smtp_routing_token_fields()
+        if tokens and set(vals) & set(tokens):
+            self.invalidate_recordset(tokens)
+        if "smtp_authentication" in vals and vals["smtp_authentication"] not in OAUTH_AUTHENTICATIONS:
+            # no longer OAuth: its tokens go (Odoo's onchange empties them; the form cannot send empty values)
+            self.sudo().filtered("smtp_routing_oauth_encrypted").write(
+                {"smtp_routing_oauth_encrypted": False, "smtp_routing_oauth_connected": False}
+            )
         if vals.get("smtp_routing_is_default"):
             self._smtp_routing_unset_other_defaults()
         return result
@@ -1125,10 +1205,146 @@ class IrMailServer(models.Model):
                 )
 
     def _smtp_login(self, connection, smtp_user, smtp_password):
-        """The one place a stored password is decrypted: for this server's login, on this connection."""
+        """The one place a stored password is decrypted: for this server's login, on this connection.
+
+        OAuth servers: Odoo's modules sign in (refreshing the access token when it expired) with their
+        tokens decrypted for this server, in this thread, for this call only; the XOAUTH2 reply is checked.
+        """
         if len(self) == 1 and self.id and self.smtp_authentication == "login":
             smtp_password = self._smtp_routing_password() or smtp_password
+        if len(self) == 1 and self.id and self.smtp_authentication in OAUTH_AUTHENTICATIONS:
+            if self._smtp_routing_token_fields():
+                self._smtp_routing_check_connected()
+            with self._smtp_routing_tokens_revealed(), _checked_xoauth2(connection):
+                return super()._smtp_login(connection, smtp_user, smtp_password)
         return super()._smtp_login(connection, smtp_user, smtp_password)
+
+    # -- OAuth tokens (write-only, encrypted; see the bridge modules) -------------------------------------
+    def _smtp_routing_token_fields(self):
+        """Odoo's token fields that a bridge module made write-only on this model (installed modules only)."""
+        return [name for name, field in self._fields.items() if field.compute == TOKEN_COMPUTE]
+
+    def _smtp_routing_oauth_tokens(self, missing_ok=False):
+        """{token field: value} of this one server, decrypted (for signing in only)."""
+        self.ensure_one()
+        stored = self.sudo().smtp_routing_oauth_encrypted
+        if not stored:
+            return {}
+        try:
+            return json.loads(secrets.decrypt(stored, _keyring()))
+        except secrets.SecretError as error:
+            if missing_ok:
+                return {}
+            raise UserError(self._smtp_routing_secret_message(error, self)) from error
+
+    @contextlib.contextmanager
+    def _smtp_routing_tokens_revealed(self):
+        """Within this block (this thread, Python code only: no RPC reaches it), this server's tokens read."""
+        self.ensure_one()
+        names = self._smtp_routing_token_fields()
+        previous = getattr(_tokens_revealed, "ids", frozenset())
+        _tokens_revealed.ids = previous | {self.id}
+        self.invalidate_recordset(names)
+        try:
+            yield
+        finally:
+            _tokens_revealed.ids = previous
+            self.invalidate_recordset(names)
+
+    @api.depends("smtp_routing_oauth_encrypted")
+    def _compute_smtp_routing_oauth_token(self):
+        """Write-only: every token reads empty, except for the sign-in of that server (see _smtp_login)."""
+        names = self._smtp_routing_token_fields()
+        revealed = getattr(_tokens_revealed, "ids", frozenset())
+        for server in self:
+            values = server._smtp_routing_oauth_tokens() if server.id and server.id in revealed else {}
+            for name in names:
+                server[name] = values.get(name) or False
+
+    def _smtp_routing_store_token(self, name):
+        """Inverse of one token field: encrypt the new value with the others (empty removes it)."""
+        for server in self:
+            tokens = server._smtp_routing_oauth_tokens(missing_ok=True) if server.id else {}
+            value = server[name]
+            if value:
+                tokens[name] = value
+            else:
+                tokens.pop(name, None)
+            try:
+                encrypted = secrets.encrypt(json.dumps(tokens, sort_keys=True), _keyring()) if tokens else False
+            except secrets.SecretError as error:
+                raise UserError(self._smtp_routing_secret_message(error, server)) from error
+            server.sudo().write(
+                {
+                    "smtp_routing_oauth_encrypted": encrypted,
+                    "smtp_routing_oauth_connected": any(v for k, v in tokens.items() if k.endswith("refresh_token")),
+                }
+            )
+
+    def _smtp_routing_check_connected(self):
+        if not self.sudo().smtp_routing_oauth_connected:
+            raise UserError(
+                self.env._(
+                    "%(server)s signs in with %(provider)s but no account is connected yet: open the server and press "
+                    "Connect your account.",
+                    server=self.name,
+                    provider=PROVIDER_LABELS.get(self.smtp_authentication, self.smtp_authentication),
+                )
+            )
+
+    def _smtp_routing_token_call(self, call, *args, rewrite=None, **kwargs):
+        """Call Odoo's token request ``call``; its refusal becomes an oauth.TokenError with the provider's code."""
+        with oauth.watching(rewrite) as watched:
+            try:
+                return call(*args, **kwargs)
+            except UserError as error:
+                status, code, description = watched.json_error()
+                raise self._smtp_routing_token_error(status, code or "unknown", description or str(error)) from error
+            except oauth.requests.RequestException as error:
+                raise self._smtp_routing_token_error(None, "unreachable", str(error)) from error
+
+    def _smtp_routing_token_error(self, status, code, description):
+        from ..tools.smtp_errors import classify_token_error
+
+        category = classify_token_error(status, code, description).category
+        name = self.name if len(self) == 1 else ""
+        provider = PROVIDER_LABELS.get(self[:1].smtp_authentication, self.env._("the provider"))
+        detail = f"{code}: {description}" if description else code
+        if category == "oauth_revoked" and code == "invalid_client":
+            message = self.env._(
+                "%(provider)s refused the application's credentials for %(server)s (%(detail)s). The client secret "
+                "has probably expired: create a new one at %(provider)s, enter it in Settings (Outlook or Gmail "
+                "credentials), then reconnect the account.",
+                provider=provider,
+                server=name,
+                detail=detail,
+            )
+        elif category == "oauth_revoked":
+            message = self.env._(
+                "%(provider)s no longer accepts the sign-in of %(server)s (%(detail)s): the consent was revoked or "
+                "has expired. Reconnect the account (open the server and press Connect your account; for your own "
+                "server: Preferences, Connect my account).",
+                provider=provider,
+                server=name,
+                detail=detail,
+            )
+        elif category == "temporary":
+            message = self.env._(
+                "%(provider)s's sign-in service did not answer for %(server)s (%(detail)s); the mail waits and is "
+                "tried again.",
+                provider=provider,
+                server=name,
+                detail=detail,
+            )
+        else:
+            message = self.env._(
+                "%(provider)s refused the sign-in request of %(server)s (%(detail)s): check the client ID and secret "
+                "in Settings.",
+                provider=provider,
+                server=name,
+                detail=detail,
+            )
+        return oauth.TokenError(message, code, status, description)
 
     def connect(
         self,
@@ -1183,11 +1399,57 @@ class IrMailServer(models.Model):
                 stage="connect",
                 email_from=smtp_from,
             )
+            if server:
+                server._smtp_routing_note_sign_in(error)
             raise
         if connection is not None:
             connection.smtp_routing_server_id = mail_server_id
             _make_quit_safe(connection)
+            if server:
+                server._smtp_routing_note_sign_in(None)
         return connection
+
+    def _smtp_routing_note_sign_in(self, error):
+        """Token health of an OAuth server: a refused renewal is noted and told (once) to whoever can reconnect
+        the account (the owner of a user's own server, else the administrators); a sign-in that works clears it."""
+        self.ensure_one()
+        server = self.sudo()
+        if server.smtp_authentication not in OAUTH_AUTHENTICATIONS:
+            return
+        if error is None:
+            if server.smtp_routing_oauth_problem:
+                server.write({"smtp_routing_oauth_problem": False, "smtp_routing_oauth_problem_date": False})
+            return
+        if classify(error).category != "oauth_revoked":
+            return
+        message = error.args[0] if isinstance(error, oauth.TokenError) and error.args else str(error)
+        first = not server.smtp_routing_oauth_problem
+        server.write(
+            {"smtp_routing_oauth_problem": message[:1000], "smtp_routing_oauth_problem_date": fields.Datetime.now()}
+        )
+        if first:
+            server._smtp_routing_notify_sign_in_problem(message)
+
+    def _smtp_routing_notify_sign_in_problem(self, message):
+        owner = self.smtp_routing_owner_id
+        users = owner or self.env.ref("base.group_system").users.filtered(lambda user: not user.share)
+        partners = users.partner_id.filtered("active")
+        if not partners:
+            return
+        hours = params.integer(self.env, "smtp_routing.max_retry_age_hours", 72)
+        body = Markup("<p>%s</p><p>%s</p>") % (
+            message,
+            self.env._(
+                "Meanwhile its mail goes through another server where one may send it; otherwise it waits, and fails "
+                "after %(hours)s hours if the account is not reconnected.",
+                hours=hours,
+            ),
+        )
+        self.env["mail.thread"].sudo().with_context(mail_notify_force_send=False).message_notify(
+            partner_ids=partners.ids,
+            subject=self.env._("Reconnect the account of %(server)s", server=self.name),
+            body=body,
+        )
 
     def _smtp_routing_identity_from(self, current_from):
         """The From to use for mail without an author-specific From, or None to keep it."""

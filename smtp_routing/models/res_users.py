@@ -1,12 +1,33 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import json
+
 from odoo import api, fields, models
-from odoo.exceptions import AccessError, ValidationError
-from odoo.tools import sql
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tools import consteq, sql
 
 from ..tools import send_as
 from . import params
 
 PERSONAL_SERVERS = "smtp_routing.allow_personal_servers"
+PERSONAL_OAUTH = "smtp_routing.allow_personal_oauth"
+PERSONAL_OAUTH_SERVERS = {
+    "outlook": {
+        "label": "Microsoft 365",
+        "preset": "microsoft365",
+        "host": "smtp.office365.com",
+        "uri_field": "microsoft_outlook_uri",
+        "limit_param": "smtp_routing.personal_outlook_per_minute",
+        "limit": 10,
+    },
+    "gmail": {
+        "label": "Google",
+        "preset": "google_workspace",
+        "host": "smtp.gmail.com",
+        "uri_field": "google_gmail_uri",
+        "limit_param": "smtp_routing.personal_gmail_per_minute",
+        "limit": 30,
+    },
+}
 
 
 class ResUsers(models.Model):
@@ -186,3 +207,89 @@ class ResUsers(models.Model):
             "view_mode": "form",
             "target": "new",
         }
+
+    # -- a user's own Microsoft 365 / Google account over OAuth (buttons added by the bridge modules) -----------
+    def _smtp_routing_connect_own_account(self, method):
+        """Create (or reuse) the user's own OAuth server and send them to the provider's consent page.
+
+        The server belongs to the user, sends only as the user's address, carries only the user's personal
+        mail, and is throttled (``smtp_routing.personal_outlook_per_minute``, 10;
+        ``smtp_routing.personal_gmail_per_minute``, 30). Odoo's own consent flow is admin-only: the bridge
+        modules let its callback accept the owner of the server named in the (signed) state.
+        """
+        self.ensure_one()
+        user = self.env.user
+        if self != user:
+            raise AccessError(self.env._("You can only connect your own account."))
+        if user.share or not user.email:
+            raise UserError(
+                self.env._("Add your email address in your preferences first: it is the account to connect.")
+            )
+        if not params.flag(self.env, PERSONAL_OAUTH, default=True):
+            raise UserError(self.env._("Your administrator does not allow connecting your own mail account."))
+        spec = PERSONAL_OAUTH_SERVERS[method]
+        Server = self.env["ir.mail_server"].sudo()
+        own = Server.with_context(active_test=False).search(
+            [("smtp_routing_owner_id", "=", user.id), ("smtp_authentication", "=", method)], limit=1
+        )
+        values = {
+            "smtp_user": user.email,
+            "from_filter": user.email,
+            "smtp_routing_owner_id": user.id,
+            "smtp_routing_user_selectable": False,
+            "active": True,
+        }
+        if not own:
+            per_minute = params.integer(self.env, spec["limit_param"], spec["limit"])
+            own = Server.create(
+                {
+                    **values,
+                    "name": self.env._("%(user)s's %(provider)s mailbox", user=user.name, provider=spec["label"]),
+                    "smtp_routing_provider": spec["preset"],
+                    "smtp_host": spec["host"],
+                    "smtp_port": 587,
+                    "smtp_encryption": "starttls",
+                    "smtp_authentication": method,
+                    "company_id": user.company_id.id,
+                    "sequence": 100,
+                    "smtp_routing_throttle_max": max(per_minute, 0),
+                    "smtp_routing_throttle_duration": 1,
+                    "smtp_routing_throttle_unit": "minutes",
+                    "smtp_routing_count_recipients": True,
+                }
+            )
+        else:
+            own.write(values)
+        user.sudo().smtp_routing_server_id = own
+        url = own[spec["uri_field"]]
+        if not url:
+            raise UserError(
+                self.env._(
+                    "Signing in with %(provider)s is not set up yet: ask your administrator to enter the %(provider)s "
+                    "application's client ID and secret in Settings.",
+                    provider=spec["label"],
+                )
+            )
+        return {"type": "ir.actions.act_url", "url": url, "target": "self"}
+
+    @api.model
+    def _smtp_routing_own_server_from_state(self, state, method):
+        """The current user's own OAuth server named by a consent callback's ``state``, checked; else None.
+
+        None sends the callback to Odoo's own (administrators') flow. The state must name an ir.mail_server
+        of this user with this sign-in method, with the server's CSRF token (an HMAC only Odoo can make).
+        """
+        try:
+            data = json.loads(state or "")
+            model, server_id, token = data["model"], int(data["id"]), data["csrf_token"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        if model != "ir.mail_server":
+            return None
+        server = self.env["ir.mail_server"].sudo().browse(server_id).exists()
+        if not server or server.smtp_routing_owner_id != self.env.user or server.smtp_authentication != method:
+            return None
+        expected = server._get_outlook_csrf_token() if method == "outlook" else server._get_gmail_csrf_token()
+        if not token or not consteq(str(token), expected):
+            return None
+        return server

@@ -10,6 +10,7 @@ from . import params
 
 CATEGORY_SELECTION = [
     ("auth", "Authentication failed"),
+    ("oauth_revoked", "Sign-in revoked or expired (OAuth)"),
     ("connection_refused", "Connection refused"),
     ("dns", "DNS failure"),
     ("timeout", "Timeout"),

@@ -24,12 +24,23 @@ Actions: ``reply`` (send the given reply; a 421 also closes the connection, as
 RFC 5321 says), ``drop`` (close without a word), ``hang`` (say nothing for
 ``seconds``, then close) and ``garbage`` (answer with a line that is not SMTP).
 
+AUTH XOAUTH2 (what Microsoft 365 and Gmail take instead of a password) is offered
+when ``xoauth2`` is given: a callable ``(user, access_token) -> bool``, typically
+``testing.oauth.OAuthProvider.check_access_token``. A refused token gets what
+Gmail answers: a ``334`` challenge carrying a JSON error, then, after the
+client's empty line, ``535 5.7.8``. Providers offer AUTH only inside TLS:
+``auth_require_tls=True`` (the default with ``xoauth2`` and STARTTLS) refuses AUTH
+before STARTTLS with ``538 5.7.11`` and does not advertise it.
+
 This module is framework-free: it never imports odoo.
 """
 
 import asyncio
+import base64
+import binascii
 import email
 import email.policy
+import json
 import logging
 import socket
 import threading
@@ -38,7 +49,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 from .tlscert import make_self_signed
 
@@ -172,6 +183,31 @@ class _FaultySMTP(SMTP):
 
         return guarded
 
+    async def auth_XOAUTH2(self, _server, args):  # noqa: N802 - aiosmtpd finds mechanisms by this name
+        """SASL XOAUTH2: ``user=<mailbox>^Aauth=Bearer <access token>^A^A`` (base64)."""
+        if len(args) == 1:
+            blob = await self.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await self.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        fields_ = dict(part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01") if "=" in part)
+        user = fields_.get("user", "")
+        bearer = fields_.get("auth", "")
+        token = bearer[len("Bearer ") :] if bearer.startswith("Bearer ") else ""
+        ok = bool(user and token) and bool(self._fixture.xoauth2(user, token))
+        self._fixture._note_auth("XOAUTH2", user, ok)
+        if ok:
+            return AuthResult(success=True, handled=False, auth_data=LoginPassword(user.encode(), b""))
+        # Gmail's way: an error challenge the client answers with an empty line, then 535
+        error = json.dumps({"status": "401", "schemes": "Bearer", "scope": "https://mail.google.com/"})
+        await self.challenge_auth(error)
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Username and Password not accepted.")
+
     async def _apply_fault(self, fault):
         """Act on a fault: return the reply to send, or end the session (drop, hang)."""
         if fault.action == "reply":
@@ -219,6 +255,8 @@ class SmtpServer:
     :param delay: seconds to wait before accepting each message (a slow server).
     :param pipelining: advertise ESMTP PIPELINING (RFC 2920) in the EHLO reply.
     :param smtputf8: advertise SMTPUTF8 (internationalized addresses).
+    :param xoauth2: ``(user, access_token) -> bool``: offer AUTH XOAUTH2 and accept what it accepts.
+    :param auth_require_tls: refuse AUTH before TLS (``538``); default: with ``xoauth2`` and STARTTLS.
     """
 
     def __init__(
@@ -231,9 +269,16 @@ class SmtpServer:
         delay=0.0,
         pipelining=False,
         smtputf8=False,
+        xoauth2=None,
+        auth_require_tls=None,
     ):
         if tls not in (None, "starttls", "implicit"):
             raise ValueError("tls must be None, 'starttls' or 'implicit'")
+        if auth_require_tls is None:
+            auth_require_tls = bool(xoauth2) and tls == "starttls"
+        if auth_require_tls and tls != "starttls":
+            raise ValueError("auth_require_tls needs tls='starttls' (with implicit TLS, AUTH is always inside TLS)")
+        self.xoauth2 = xoauth2
         self.credentials = dict(credentials or {})
         self.tls = tls
         self.delay = delay
@@ -250,11 +295,13 @@ class SmtpServer:
         self._controller = None
         kwargs = {
             "hostname": LOOPBACK,
-            "auth_require_tls": False,
+            "auth_require_tls": auth_require_tls,
             "auth_required": auth_required,
             "ready_timeout": 10.0,
             "enable_SMTPUTF8": smtputf8,
         }
+        if not xoauth2:
+            kwargs["auth_exclude_mechanism"] = ["XOAUTH2"]
         if self.credentials:
             kwargs["authenticator"] = self._authenticate
         if tls == "starttls":
@@ -319,9 +366,12 @@ class SmtpServer:
         user = auth_data.login.decode("utf-8", "replace")
         password = auth_data.password.decode("utf-8", "replace")
         ok = user in self.credentials and self.credentials[user] == password
+        self._note_auth(mechanism, user, ok)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+    def _note_auth(self, mechanism, user, ok):
         with self._lock:
             self.auth_attempts.append((mechanism, user, ok))
-        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
     def _record(self, received):
         with self._arrived:

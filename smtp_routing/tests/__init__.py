@@ -11,6 +11,7 @@ from . import test_delivery_log
 from . import test_i18n
 from . import test_install
 from . import test_live_delivery
+from . import test_oauth
 from . import test_password_encryption
 from . import test_personal_servers
 from . import test_queue

@@ -10,6 +10,8 @@ Categories (stable codes; the Odoo model translates their labels):
 
 ========================  ==============================================
 auth                      authentication failed (535, 534, 530 after AUTH)
+oauth_revoked             the OAuth provider refused to renew the sign-in (invalid_grant:
+                          revoked or expired consent; invalid_client: expired client secret)
 connection_refused        nothing listens, or the server closed at once
 dns                       the host name does not resolve
 timeout                   no answer in time
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 
 CATEGORIES = (
     "auth",
+    "oauth_revoked",
     "connection_refused",
     "dns",
     "timeout",
@@ -47,7 +50,7 @@ CATEGORIES = (
     "other",
 )
 # Another server may well succeed where this one failed.
-FAILOVER_CATEGORIES = frozenset({"auth", "connection_refused", "dns", "timeout", "tls", "temporary"})
+FAILOVER_CATEGORIES = frozenset({"auth", "oauth_revoked", "connection_refused", "dns", "timeout", "tls", "temporary"})
 # Trying the same server again later may succeed.
 RETRY_CATEGORIES = frozenset({"connection_refused", "dns", "timeout", "temporary"})
 
@@ -60,6 +63,19 @@ _SEND_AS = re.compile(
 _TOO_LARGE = re.compile(r"\b5\.3\.4\b|\b5\.2\.3\b|too (?:big|large)|size (?:limit|exceed)|exceeds? .*size", re.I)
 _AUTH_TEXT = re.compile(r"\b5\.7\.(?:8|0|3|9|139)\b.*auth|authenticat", re.IGNORECASE)
 MAX_TEXT = 1000
+# OAuth 2.0 token endpoint errors (RFC 6749 5.2) after which only a person can help: sign in again
+# (consent withdrawn, refresh token expired or revoked) or renew the application's client secret.
+OAUTH_REVOKED_ERRORS = frozenset(
+    {
+        "invalid_grant",
+        "invalid_client",
+        "unauthorized_client",
+        "access_denied",
+        "consent_required",
+        "interaction_required",
+    }
+)
+OAUTH_TEMPORARY_ERRORS = frozenset({"temporarily_unavailable", "server_error", "unreachable", "slow_down"})
 
 
 class MessageTooLarge(ValueError):
@@ -129,6 +145,35 @@ def classify_reply(code, text, stage=None):
     return Outcome(category, code, status, text)
 
 
+def classify_token_error(status, error, description=""):
+    """Category of a token endpoint's refusal: ``status`` is the HTTP status (None: no answer).
+
+    >>> classify_token_error(400, "invalid_grant", "AADSTS700082: expired").category
+    'oauth_revoked'
+    >>> classify_token_error(401, "invalid_client").category
+    'oauth_revoked'
+    >>> classify_token_error(503, "temporarily_unavailable").category
+    'temporary'
+    >>> classify_token_error(None, "unreachable").category
+    'temporary'
+    >>> classify_token_error(400, "invalid_request").category
+    'config'
+    """
+    if error in OAUTH_REVOKED_ERRORS:
+        category = "oauth_revoked"
+    elif error in OAUTH_TEMPORARY_ERRORS or status is None or status >= 500 or status == 429:
+        category = "temporary"
+    else:
+        category = "config"
+    text = _text(": ".join(part for part in (str(status or ""), error or "", description or "") if part))
+    return Outcome(category, None, None, text)
+
+
+def _is_token_error(error):
+    """A refusal of the OAuth token endpoint: an exception with an ``oauth_error`` attribute."""
+    return getattr(error, "oauth_error", None) is not None
+
+
 def _is_config_error(error):
     """Odoo's UserError/ValidationError: a configuration problem, whatever lower error it wraps."""
     return type(error).__name__ in ("UserError", "ValidationError")
@@ -139,6 +184,8 @@ def _unwrap(error):
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
+        if _is_token_error(error):
+            return error
         if isinstance(error, (smtplib.SMTPException, OSError, ssl.SSLError, AssertionError)) or _is_config_error(error):
             return error
         inner = error.__cause__ or error.__context__
@@ -215,6 +262,10 @@ def refused_recipients(error):
 def classify(error):
     """Category of an exception raised while connecting or sending."""
     root = _unwrap(error)
+    if _is_token_error(root):
+        return classify_token_error(
+            getattr(root, "oauth_status", None), root.oauth_error, getattr(root, "oauth_description", "")
+        )
     if isinstance(root, MessageTooLarge):
         return Outcome("too_large", text=_text(root))
     if isinstance(root, smtplib.SMTPRecipientsRefused):

@@ -74,6 +74,11 @@ class SmtpRoutingTestEmail(models.TransientModel):
                 "The server refuses this From address: use an address this account may "
                 "send from, or set the server's From email."
             ),
+            "oauth_revoked": self.env._(
+                "The provider no longer accepts this server's sign-in (consent revoked or expired, or the "
+                "application's client secret expired): reconnect the account (Connect your account on the server "
+                "form), or renew the client secret in Settings first."
+            ),
             "send_as_denied": self.env._(
                 "The account may not send as this From address: grant it Send-As "
                 "permission at your provider, or send from the account's own address."
