@@ -9,6 +9,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 I18N = Path(__file__).resolve().parent.parent / "smtp_routing" / "i18n"
 PLACEHOLDER = re.compile(r"%\([A-Za-z_]+\)[sdr]|%[sdr]|\{[A-Za-z_]*\}")
 TAG = re.compile(r"</?([A-Za-z][\w-]*)")
@@ -86,3 +88,14 @@ def test_the_parser_reads_what_it_checks(tmp_path):
     po = tmp_path / "x.po"
     po.write_text('msgid ""\nmsgstr ""\n"X: y\\n"\n\nmsgid "a %(n)s"\nmsgstr ""\n"b %(n)s"\n\nmsgid "c"\nmsgstr ""\n')
     assert read_po(po) == {"a %(n)s": "b %(n)s", "c": ""}
+
+
+@pytest.mark.parametrize("module", ["smtp_routing_google_gmail", "smtp_routing_microsoft_outlook"])
+def test_bridge_modules_are_translated_too(module):
+    folder = I18N.parent.parent / module / "i18n"
+    template, spanish = read_po(folder / f"{module}.pot"), read_po(folder / "es.po")
+    assert template, f"{module}.pot is empty: export it with Odoo (--i18n-export --modules={module})"
+    missing = sorted(msgid for msgid in template if not spanish.get(msgid, "").strip())
+    assert not missing, f"{module}: {len(missing)} entries without Spanish, e.g. {missing[:5]}"
+    for msgid in template:
+        assert sorted(PLACEHOLDER.findall(msgid)) == sorted(PLACEHOLDER.findall(spanish[msgid])), msgid
