@@ -1104,6 +1104,7 @@ class QueueRun:
             found = self._partner_notifications(mails.ids)  # before an auto-delete
             self._postprocess(mails, success_pids=pids, failure_type=failure_type)
             self._recipient_notifications(found)  # each failed partner's own reason
+        failed_alike = {}
         for mail_id, (server_id, reason, failure_type, pids, mail_failure_type) in failed.items():
             mail = Mail.browse(mail_id)
             mail.write(
@@ -1118,10 +1119,17 @@ class QueueRun:
                 }
             )
             notification_reason = reason if mail_failure_type else False
-            found = self._partner_notifications([mail_id])
-            self._postprocess(mail, success_pids=pids, failure_reason=notification_reason, failure_type=failure_type)
-            self._recipient_notifications(found)
+            # mails that failed alike are post-processed together, as stock Odoo does for a failed batch
+            # (one notification update and one bus message per batch, not per mail)
+            key = (notification_reason, failure_type, tuple(pids))
+            failed_alike[key] = failed_alike.get(key, Mail) | mail
             done_ids.append(mail_id)
+        for (notification_reason, failure_type, pids), mails in failed_alike.items():
+            found = self._partner_notifications(mails.ids)
+            self._postprocess(
+                mails, success_pids=list(pids), failure_reason=notification_reason, failure_type=failure_type
+            )
+            self._recipient_notifications(found)
         self.env["smtp_routing.delivery.log"]._smtp_routing_flush()
         self.unfinished -= set(sent) | set(failed) | set(outcome.waiting)  # their state is written: not ours to hold
         if self.auto_commit:
