@@ -82,3 +82,29 @@ def test_published_connection_limits():
     assert sendgrid.limits.connections == 10000 and sendgrid.connections == 8
     assert "10,000 connections at once" in presets.describe_limits(sendgrid.limits)
     assert "connections" not in presets.describe_limits(presets.get("gmail").limits)  # nothing published
+
+
+def test_suggested_limits_stay_below_what_each_provider_publishes():
+    for preset in presets.PRESETS.values():
+        values = presets.suggested_limits(preset)
+        limits = preset.limits
+        windows = [v for v in (limits.per_minute, limits.per_hour, limits.per_day or limits.recipients_per_day) if v]
+        if not windows:
+            assert values == {}, preset.code
+            continue
+        assert values["smtp_routing_throttle_max"] < windows[0], preset.code
+        assert values["smtp_routing_count_recipients"] == limits.counts_recipients
+        for field in ("smtp_routing_hourly_max", "smtp_routing_daily_max"):
+            assert values.get(field, 0) < max(windows), (preset.code, field)
+
+
+def test_suggested_limits_for_microsoft_365_are_people_sized():
+    values = presets.suggested_limits(presets.get("microsoft365"))
+    assert values == {
+        "smtp_routing_throttle_max": 27,
+        "smtp_routing_throttle_duration": 1,
+        "smtp_routing_throttle_unit": "minutes",
+        "smtp_routing_daily_max": 9000,
+        "smtp_routing_count_recipients": True,
+        "max_email_size": 35,
+    }

@@ -15,7 +15,7 @@ from smtp_routing.tools.smtp_errors import CATEGORIES, Outcome, classify, classi
     ("code", "text", "stage", "category"),
     [
         (535, "5.7.8 Authentication credentials invalid", "auth", "auth"),
-        (534, "5.7.9 Application-specific password required", "auth", "auth"),
+        (534, "5.7.9 Application-specific password required", "auth", "password_retired"),  # fixed by OAuth
         (530, "5.7.0 Authentication required", "mail", "auth"),
         (550, "5.1.1 User unknown", "rcpt", "recipient_rejected"),
         (553, "5.1.3 Bad recipient address syntax", "rcpt", "recipient_rejected"),
@@ -243,3 +243,27 @@ def test_token_endpoint_refusals_are_classified_by_the_providers_code(error, sta
 def test_a_revoked_sign_in_fails_over_but_is_not_retried_blindly():
     outcome = classify(_TokenRefused("invalid_grant", 400))
     assert outcome.failover and not outcome.retry
+
+
+@pytest.mark.parametrize(
+    ("code", "reply"),
+    [
+        (535, "5.7.139 Authentication unsuccessful, basic authentication is disabled. [BN9PR03CA0123]"),
+        (550, "5.7.30 Basic authentication is not supported for Client Submission."),
+        (534, "5.7.9 Application-specific password required. Learn more at https://support.google.com/mail/?p=x"),
+    ],
+)
+def test_retired_password_sign_in_says_switch_to_oauth(code, reply):
+    """Microsoft's and Google's refusals of a password for SMTP are their own category (the fix is OAuth, not a
+    new password), and another server may still take the mail."""
+    for stage in ("auth", "mail"):
+        outcome = classify_reply(code, reply, stage)
+        assert outcome.category == "password_retired", (stage, reply)
+        assert outcome.failover
+    error = smtplib.SMTPAuthenticationError(code, reply.encode())
+    assert classify(error).category == "password_retired"
+
+
+def test_an_ordinary_wrong_password_stays_an_authentication_failure():
+    assert classify_reply(535, "5.7.8 Username and Password not accepted.", "auth").category == "auth"
+    assert classify_reply(535, "5.7.3 Authentication unsuccessful", "auth").category == "auth"

@@ -247,3 +247,52 @@ def is_consumer_address(address):
     if not address or "@" not in address:
         return False
     return address.rsplit("@", 1)[1].strip().strip(">").lower() in CONSUMER_DOMAINS
+
+
+SAFETY_MARGIN = 0.9  # a little below the provider's published limits: other clients of the mailbox count too
+
+
+def suggested_limits(preset, margin=SAFETY_MARGIN):
+    """The server settings (field name -> value) that keep under ``preset``'s published limits.
+
+    The shortest published window becomes the throttle (per minute, else per hour, else 24 hours, which
+    matches the rolling day Google counts); the other published windows become the hourly and daily caps.
+    Each is ``margin`` of the provider's figure, rounded down, and at least 1.
+
+    >>> suggested_limits(PRESETS["microsoft365"])["smtp_routing_throttle_max"]
+    27
+    >>> values = suggested_limits(PRESETS["gmail"])
+    >>> [values[f"smtp_routing_throttle_{key}"] for key in ("max", "duration", "unit")]
+    [450, 24, 'hours']
+    >>> suggested_limits(PRESETS["microsoft365"])["smtp_routing_daily_max"]
+    9000
+    >>> suggested_limits(PRESETS["generic"])
+    {}
+    """
+    limits = preset.limits
+
+    def below(value):
+        return max(int(value * margin), 1)
+
+    windows = [
+        ("per_minute", limits.per_minute, 1, "minutes"),
+        ("per_hour", limits.per_hour, 1, "hours"),
+        ("per_day", limits.per_day or limits.recipients_per_day, 24, "hours"),
+    ]
+    published = [(name, value, duration, unit) for name, value, duration, unit in windows if value]
+    if not published:
+        return {}
+    values = {}
+    name, value, duration, unit = published[0]
+    values.update(
+        smtp_routing_throttle_max=below(value),
+        smtp_routing_throttle_duration=duration,
+        smtp_routing_throttle_unit=unit,
+    )
+    for name, value, _duration, _unit in published[1:]:
+        field = "smtp_routing_hourly_max" if name == "per_hour" else "smtp_routing_daily_max"
+        values[field] = below(value)
+    values["smtp_routing_count_recipients"] = limits.counts_recipients
+    if limits.max_message_mb:
+        values["max_email_size"] = limits.max_message_mb
+    return values

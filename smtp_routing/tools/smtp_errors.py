@@ -10,6 +10,9 @@ Categories (stable codes; the Odoo model translates their labels):
 
 ========================  ==============================================
 auth                      authentication failed (535, 534, 530 after AUTH)
+password_retired          the provider no longer takes a password for SMTP (Microsoft 5.7.139 / 5.7.30
+                          "Basic authentication is not supported", Google 534 5.7.9 "Application-specific
+                          password required"): switch the server to OAuth
 oauth_revoked             the OAuth provider refused to renew the sign-in (invalid_grant:
                           revoked or expired consent; invalid_client: expired client secret)
 connection_refused        nothing listens, or the server closed at once
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 
 CATEGORIES = (
     "auth",
+    "password_retired",
     "oauth_revoked",
     "connection_refused",
     "dns",
@@ -50,10 +54,18 @@ CATEGORIES = (
     "other",
 )
 # Another server may well succeed where this one failed.
-FAILOVER_CATEGORIES = frozenset({"auth", "oauth_revoked", "connection_refused", "dns", "timeout", "tls", "temporary"})
+FAILOVER_CATEGORIES = frozenset(
+    {"auth", "password_retired", "oauth_revoked", "connection_refused", "dns", "timeout", "tls", "temporary"}
+)
 # Trying the same server again later may succeed.
 RETRY_CATEGORIES = frozenset({"connection_refused", "dns", "timeout", "temporary"})
 
+# Microsoft 365 and Google refusing a password for SMTP AUTH: the way in is OAuth now.
+_PASSWORD_RETIRED = re.compile(
+    r"\b5\.7\.139\b|\b5\.7\.30\b|basic authentication is (?:not supported|disabled)|"
+    r"application-specific password required|\b5\.7\.9\b",
+    re.IGNORECASE,
+)
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SEND_AS = re.compile(
     r"sendasdenied|send ?as ?denied|not allowed to send as|permissions? to send as|"
@@ -122,12 +134,18 @@ def classify_reply(code, text, stage=None):
     'send_as_denied'
     >>> classify_reply(421, "4.7.0 Too many connections").category
     'temporary'
+    >>> classify_reply(535, "5.7.139 Authentication unsuccessful, basic authentication is disabled.", "auth").category
+    'password_retired'
+    >>> classify_reply(534, "5.7.9 Application-specific password required.", "auth").category
+    'password_retired'
     """
     text = _text(text)
     status = enhanced_status(text)
     code = int(code) if code is not None else None
     if code is not None and code < 0:
         category = "other"
+    elif code is not None and code >= 500 and _PASSWORD_RETIRED.search(text):
+        category = "password_retired"
     elif _SEND_AS.search(text):
         category = "send_as_denied"
     elif code is not None and 400 <= code < 500:
