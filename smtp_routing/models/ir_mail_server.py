@@ -507,7 +507,9 @@ class IrMailServer(models.Model):
             addresses = [server.smtp_routing_from_email, server.smtp_user]
             addresses += [part.strip() for part in (server.from_filter or "").split(",")]
             consumer = next((a for a in addresses if a and presets.is_consumer_address(a)), None)
-            if consumer and server.smtp_authentication not in ("gmail", "outlook"):
+            if server._smtp_routing_password_retiring():
+                server.smtp_routing_warning = server._smtp_routing_password_retiring_message()
+            elif consumer and server.smtp_authentication not in ("gmail", "outlook"):
                 server.smtp_routing_warning = self.env._(
                     "%(address)s is a consumer mailbox. Free accounts are banned when they send a company's "
                     "or bulk mail: use an address on your own domain with a professional provider.",
@@ -515,6 +517,28 @@ class IrMailServer(models.Model):
                 )
             else:
                 server.smtp_routing_warning = False
+
+    def _smtp_routing_password_retiring(self):
+        """A Microsoft 365 or Google server still signing in with a password: the providers close that door."""
+        self.ensure_one()
+        return (
+            self.smtp_routing_provider in PRESET_OAUTH
+            and self.smtp_authentication == "login"
+            and bool(self.sudo().smtp_routing_pass_encrypted)
+        )
+
+    def _smtp_routing_password_retiring_message(self):
+        if self.smtp_routing_provider == "microsoft365":
+            return self.env._(
+                "This server signs in to Microsoft 365 with a password. Microsoft turns Basic authentication for "
+                "SMTP off by default on existing tenants at the end of December 2026 (then 535 5.7.139): press "
+                "Switch to OAuth, then Connect your account."
+            )
+        return self.env._(
+            "This server signs in to Google with a password. Google ended password sign-in for Workspace on "
+            "1 May 2025, and app passwords stop working when the account's password changes: press Switch to "
+            "OAuth, then Connect your account."
+        )
 
     def _compute_smtp_pass(self):
         """Write-only: the password is never read back, by anyone (see _smtp_login for the one reader)."""
@@ -1035,6 +1059,57 @@ class IrMailServer(models.Model):
     def test_smtp_connection(self, autodetect_max_email_size=False):
         require_admin(self.env)
         return super().test_smtp_connection(autodetect_max_email_size=autodetect_max_email_size)
+
+    def action_smtp_routing_apply_preset_limits(self):
+        """Set the Limits tab to the provider's published limits, a little below them (one click)."""
+        require_admin(self.env)
+        self.ensure_one()
+        preset = presets.PRESETS.get(self.smtp_routing_provider or "generic")
+        values = presets.suggested_limits(preset) if preset else {}
+        if not values:
+            raise UserError(
+                self.env._(
+                    "%(provider)s publishes no sending limits to apply: set the Limits tab by hand, from what your "
+                    "provider told you.",
+                    provider=preset.label if preset else self.env._("This provider"),
+                )
+            )
+        self.write(values)
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "title": self.env._("Limits applied"),
+                "message": self.env._(
+                    "%(server)s now keeps a little below what %(provider)s publishes: %(limits)s.",
+                    server=self.name,
+                    provider=preset.label,
+                    limits=presets.describe_limits(preset.limits),
+                ),
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
+
+    def action_smtp_routing_switch_to_oauth(self):
+        """Microsoft 365 / Google with a password: drop it and sign in with OAuth (Odoo's consent flow next)."""
+        require_admin(self.env)
+        self.ensure_one()
+        method = PRESET_OAUTH.get(self.smtp_routing_provider)
+        if not method:
+            raise UserError(self.env._("Only Microsoft 365 and Google servers sign in with OAuth here."))
+        if method not in dict(self._fields["smtp_authentication"].selection):
+            module = self.env._("Microsoft Outlook") if method == "outlook" else self.env._("Gmail")
+            raise UserError(
+                self.env._(
+                    "Signing in with OAuth needs Odoo's %(module)s module: install it (Apps), then press Switch to "
+                    "OAuth again.",
+                    module=module,
+                )
+            )
+        self.sudo().write({"smtp_routing_pass_encrypted": False})
+        self.write({"smtp_authentication": method, "from_filter": self.smtp_user or self.from_filter})
+        return True
 
     def action_smtp_routing_test_email(self):
         require_admin(self.env)

@@ -10,6 +10,7 @@ from . import params
 
 CATEGORY_SELECTION = [
     ("auth", "Authentication failed"),
+    ("password_retired", "Password sign-in retired: use OAuth"),
     ("oauth_revoked", "Sign-in revoked or expired (OAuth)"),
     ("connection_refused", "Connection refused"),
     ("dns", "DNS failure"),

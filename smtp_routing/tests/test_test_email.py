@@ -1,8 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """The test button sends a real email and records the outcome."""
 
-from odoo.exceptions import UserError
-from odoo.tests import tagged
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import new_test_user, tagged
 
 from .common import LiveSmtpCase
 
@@ -94,3 +94,56 @@ class TestTestEmail(LiveSmtpCase):
         with self.assertRaisesRegex(UserError, "2 test emails"):
             self._wizard(email_to="t3@example.com").action_send()
         self.assertEqual(len(self.smtpd.messages), 2)
+
+
+@tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
+class TestPasswordDoorClosing(LiveSmtpCase):
+    """Microsoft 365 and Google close the password door: the history says so, and the form offers OAuth."""
+
+    def test_a_retired_password_is_its_own_problem_with_the_way_out(self):
+        self.smtpd.add_fault("AUTH", reply="535 5.7.139 Authentication unsuccessful, basic authentication is disabled.")
+        action = self.mail_server.action_smtp_routing_test_email()
+        wizard = self.env["smtp_routing.test.email"].with_context(**action["context"]).create(
+            {"email_to": "check@example.com"}
+        )
+        wizard.action_send()
+        self.assertEqual(wizard.state, "failed")
+        self.assertEqual(wizard.result_category, "password_retired")
+        self.assertIn("Switch to OAuth", wizard.result_hint)
+        log = self.env["smtp_routing.delivery.log"].search([("server_id", "=", self.mail_server.id)], limit=1)
+        self.assertEqual(log.category, "password_retired")
+
+    def test_a_microsoft_365_server_with_a_password_is_warned_and_switched_in_one_click(self):
+        self.mail_server.write(
+            {"smtp_routing_provider": "microsoft365", "smtp_user": "office@practice.example", "smtp_pass": "s3cret"}
+        )
+        self.assertEqual(self.mail_server.smtp_authentication, "login")
+        self.assertIn("December 2026", self.mail_server.smtp_routing_warning)
+        self.mail_server.action_smtp_routing_switch_to_oauth()
+        self.assertEqual(self.mail_server.smtp_authentication, "outlook")
+        self.assertFalse(self.mail_server.sudo().smtp_routing_pass_encrypted)
+        self.assertEqual(self.mail_server.from_filter, "office@practice.example")
+        self.assertFalse(self.mail_server.smtp_routing_warning)
+
+    def test_a_google_server_is_warned_with_googles_date(self):
+        self.mail_server.write({"smtp_routing_provider": "google_workspace", "smtp_pass": "app-password"})
+        self.assertIn("1 May 2025", self.mail_server.smtp_routing_warning)
+
+    def test_preset_limits_apply_a_little_below_the_providers(self):
+        self.mail_server.smtp_routing_provider = "microsoft365"
+        self.mail_server.action_smtp_routing_apply_preset_limits()
+        server = self.mail_server
+        throttle = (server.smtp_routing_throttle_max, server.smtp_routing_throttle_duration)
+        self.assertEqual(throttle + (server.smtp_routing_throttle_unit,), (27, 1, "minutes"))
+        self.assertEqual(server.smtp_routing_daily_max, 9000)
+        self.assertTrue(server.smtp_routing_count_recipients)
+        self.mail_server.smtp_routing_provider = "generic"
+        with self.assertRaisesRegex(UserError, "publishes no sending limits"):
+            self.mail_server.action_smtp_routing_apply_preset_limits()
+
+    def test_only_administrators_switch_or_apply(self):
+        user = new_test_user(self.env, login="plain_user", groups="base.group_user")
+        server = self.mail_server.with_user(user)
+        for action in ("action_smtp_routing_switch_to_oauth", "action_smtp_routing_apply_preset_limits"):
+            with self.subTest(action=action), self.assertRaises(AccessError):
+                getattr(server, action)()

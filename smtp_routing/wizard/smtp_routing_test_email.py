@@ -60,6 +60,11 @@ class SmtpRoutingTestEmail(models.TransientModel):
                 "Check the user name and password (for Google and Microsoft: an app password, or "
                 "OAuth; for SendGrid and Postmark: the API key)."
             ),
+            "password_retired": self.env._(
+                "The provider no longer accepts a password for SMTP (Microsoft turns Basic authentication off at "
+                "the end of December 2026; Google ended password sign-in for Workspace on 1 May 2025): press "
+                "Switch to OAuth on the server form, then Connect your account."
+            ),
             "connection_refused": self.env._(
                 "Check the host and port, and that this Odoo may reach the server "
                 "(firewall, provider blocking port 25)."
