@@ -52,6 +52,22 @@ TOKEN_FIELDS = (
     "microsoft_outlook_access_token",
 )
 TOKEN_COMPUTE = "_compute_smtp_routing_oauth_token"
+
+
+def token_field(string, inverse):
+    """A write-only OAuth token field, as the bridge modules redefine Odoo's: computed (never stored, reads
+    empty for everyone), its inverse encrypting into ``smtp_routing_oauth_encrypted``, never exported."""
+    return fields.Char(
+        string=string,
+        compute=TOKEN_COMPUTE,
+        inverse=inverse,
+        store=False,
+        readonly=False,
+        copy=False,
+        exportable=False,
+        groups=ADMINS,
+        help="Write-only: stored encrypted by smtp_routing, never shown; decrypted only to sign in.",
+    )
 PROVIDER_LABELS = {"gmail": "Google", "outlook": "Microsoft 365"}
 # The provider presets that sign in with OAuth where Odoo's module for it is installed.
 PRESET_OAUTH = {"microsoft365": "outlook", "gmail": "gmail", "google_workspace": "gmail"}

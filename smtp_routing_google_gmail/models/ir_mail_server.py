@@ -11,11 +11,11 @@ sends the consent and token requests elsewhere: ``<endpoint>authorize``,
 
 from werkzeug.urls import url_join
 
-from odoo import fields, models
+from odoo import models
 
 from odoo.addons.google_gmail.models import google_gmail_mixin
 from odoo.addons.smtp_routing.models import oauth
-from odoo.addons.smtp_routing.models.ir_mail_server import ADMINS, TOKEN_COMPUTE
+from odoo.addons.smtp_routing.models.ir_mail_server import token_field
 
 oauth.install(google_gmail_mixin)
 
@@ -24,26 +24,12 @@ GOOGLE_AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth"
 GOOGLE_TOKEN = "https://oauth2.googleapis.com/token"
 
 
-def _token(string, inverse):
-    return fields.Char(
-        string=string,
-        compute=TOKEN_COMPUTE,
-        inverse=inverse,
-        store=False,
-        readonly=False,
-        copy=False,
-        exportable=False,
-        groups=ADMINS,
-        help="Write-only: stored encrypted by smtp_routing, never shown; decrypted only to sign in.",
-    )
-
-
 class IrMailServer(models.Model):
     _inherit = "ir.mail_server"
 
-    google_gmail_authorization_code = _token("Authorization Code", "_inverse_google_gmail_authorization_code")
-    google_gmail_refresh_token = _token("Refresh Token", "_inverse_google_gmail_refresh_token")
-    google_gmail_access_token = _token("Access Token", "_inverse_google_gmail_access_token")
+    google_gmail_authorization_code = token_field("Authorization Code", "_inverse_google_gmail_authorization_code")
+    google_gmail_refresh_token = token_field("Refresh Token", "_inverse_google_gmail_refresh_token")
+    google_gmail_access_token = token_field("Access Token", "_inverse_google_gmail_access_token")
 
     def _inverse_google_gmail_authorization_code(self):
         self._smtp_routing_store_token("google_gmail_authorization_code")

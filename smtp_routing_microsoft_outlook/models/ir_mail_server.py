@@ -5,34 +5,20 @@ Odoo's own code signs in and refreshes the tokens, unchanged: smtp_routing revea
 server's tokens to it for that one sign-in (see ``IrMailServer._smtp_login``).
 """
 
-from odoo import api, fields, models
+from odoo import api, models
 
 from odoo.addons.microsoft_outlook.models import microsoft_outlook_mixin
 from odoo.addons.smtp_routing.models import oauth
-from odoo.addons.smtp_routing.models.ir_mail_server import ADMINS, TOKEN_COMPUTE
+from odoo.addons.smtp_routing.models.ir_mail_server import token_field
 
 oauth.install(microsoft_outlook_mixin)
-
-
-def _token(string, inverse):
-    return fields.Char(
-        string=string,
-        compute=TOKEN_COMPUTE,
-        inverse=inverse,
-        store=False,
-        readonly=False,
-        copy=False,
-        exportable=False,
-        groups=ADMINS,
-        help="Write-only: stored encrypted by smtp_routing, never shown; decrypted only to sign in.",
-    )
 
 
 class IrMailServer(models.Model):
     _inherit = "ir.mail_server"
 
-    microsoft_outlook_refresh_token = _token("Outlook Refresh Token", "_inverse_microsoft_outlook_refresh_token")
-    microsoft_outlook_access_token = _token("Outlook Access Token", "_inverse_microsoft_outlook_access_token")
+    microsoft_outlook_refresh_token = token_field("Outlook Refresh Token", "_inverse_microsoft_outlook_refresh_token")
+    microsoft_outlook_access_token = token_field("Outlook Access Token", "_inverse_microsoft_outlook_access_token")
 
     def _inverse_microsoft_outlook_refresh_token(self):
         self._smtp_routing_store_token("microsoft_outlook_refresh_token")
