@@ -108,6 +108,21 @@ env.cr.commit()
 Mail.process_email_queue(ids=refused.ids)
 env.cr.commit()
 print("DEMO-REFUSED " + json.dumps(refused.state))
+# Microsoft 365 over OAuth, against the demo's loopback OAuth provider (Odoo's own consent flow, our bridge):
+# not connected yet, so an admin can press Connect your account; ana may connect her own account.
+oauth = json.loads({oauth!r})
+for key, value in (("microsoft_outlook_client_id", oauth["client_id"]),
+                   ("microsoft_outlook_client_secret", oauth["client_secret"]),
+                   ("microsoft_outlook.endpoint", oauth["endpoint"]),
+                   ("smtp_routing.tls_ca_file", oauth["ca_file"]),
+                   ("smtp_routing.personal_servers_allow_private", "1")):
+    env["ir.config_parameter"].set_param(key, value)
+Server.create({{
+    "name": "Microsoft 365 mailbox (OAuth)", "smtp_routing_provider": "microsoft365",
+    "smtp_host": "[127.0.0.1]:%d" % oauth["port"], "smtp_encryption": "starttls", "smtp_authentication": "outlook",
+    "smtp_user": oauth["mailbox"], "from_filter": oauth["mailbox"], "sequence": 30,
+}})
+env.cr.commit()
 history = {{}}
 for server, outcome, count in env["smtp_routing.delivery.log"]._read_group(
         [], ["server_id", "outcome"], ["__count"]):
@@ -172,6 +187,24 @@ def run_demo(args, odoo_path):
         SmtpServer(credentials=dict([login]) if login else None, auth_required=bool(login)).start()
         for *_rest, login in DEMO_SERVERS
     ]
+    # Microsoft 365's stand-ins: an OAuth 2.0 provider and a mailbox that takes AUTH XOAUTH2 after STARTTLS.
+    from smtp_routing.testing.oauth import OAuthProvider
+    from smtp_routing.testing.tlscert import make_self_signed
+
+    provider = OAuthProvider(clients={"practice-app": "practice-app-secret"}).start()
+    provider.consent_user = "office365@practice.example"
+    certificate = make_self_signed()
+    oauth_sink = SmtpServer(
+        tls="starttls", cert=certificate, xoauth2=provider.check_access_token, auth_required=True
+    ).start()
+    oauth = {
+        "client_id": "practice-app",
+        "client_secret": "practice-app-secret",
+        "endpoint": provider.base_url,
+        "ca_file": certificate.cert_path,
+        "port": oauth_sink.port,
+        "mailbox": "office365@practice.example",
+    }
     # One address the catch-all's mailbox provider does not know: a refusal for the history to show.
     sinks[2].add_fault("RCPT", reply="550 5.1.1 <nobody@clients.example>: Recipient address rejected", match="nobody@")
     try:
@@ -179,8 +212,10 @@ def run_demo(args, odoo_path):
             config = devenv.write_odoo_config(
                 workdir, odoo_path, cluster, http_interface="127.0.0.1", http_port=args.port, log_level="warn"
             )
-            devenv.log("installing smtp_routing into a fresh database...")
-            subprocess.run(odoo_cmd(python, odoo_path, config, "-i", "smtp_routing", "--stop-after-init"), check=True)
+            devenv.log(f"installing {devenv.ODOO_INSTALL} into a fresh database...")
+            subprocess.run(
+                odoo_cmd(python, odoo_path, config, "-i", devenv.ODOO_INSTALL, "--stop-after-init"), check=True
+            )
             servers = [
                 {
                     "name": name,
@@ -193,7 +228,11 @@ def run_demo(args, odoo_path):
                 for (name, from_filter, sequence, login), sink in zip(DEMO_SERVERS, sinks, strict=True)
             ]
             script = CONFIGURE_AND_SEND.format(
-                servers=json.dumps(servers), senders=json.dumps(DEMO_SENDERS), mails=args.mails, dns_port=dns.port
+                servers=json.dumps(servers),
+                senders=json.dumps(DEMO_SENDERS),
+                mails=args.mails,
+                dns_port=dns.port,
+                oauth=json.dumps(oauth),
             )
             devenv.log(f"configuring {len(servers)} servers and sending a batch of {args.mails} mails...")
             result = subprocess.run(
@@ -229,6 +268,10 @@ def run_demo(args, odoo_path):
                 f"A mail to nobody@clients.example was refused by its server (arranged): {reported.get('DEMO-REFUSED')}"
             )
             print("Also set up: routes (Spanish clients, Mailshots), a Send-As grant, user ana/ana, DNS checks.")
+            print(
+                "Microsoft 365 mailbox (OAuth): press Connect your account on it; the loopback OAuth provider "
+                f"({provider.base_url}) stands in for Microsoft."
+            )
             if delivered != expected:
                 raise SystemExit("demo: some mails were not delivered")
             if args.no_serve:
@@ -247,6 +290,8 @@ def run_demo(args, odoo_path):
     finally:
         for sink in sinks:
             sink.stop()
+        oauth_sink.stop()
+        provider.stop()
         dns.stop()
 
 
