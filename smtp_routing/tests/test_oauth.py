@@ -115,6 +115,27 @@ class OAuthCase(HttpCase, LiveSmtpCase):
 
 @tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
 class TestOAuthServers(OAuthCase):
+    def test_microsoft_365_app_only_sends_as_a_shared_mailbox_without_a_connected_user(self):
+        """The client-credentials flow: the application signs in for a shared mailbox the tenant admin granted it;
+        no user connects an account, the access token is the application's and is stored encrypted."""
+        shared = "support@practice.example"
+        server = self.oauth_server("outlook", "Shared support mailbox (app-only)", user=shared)
+        server.smtp_routing_outlook_app_only = True
+        mail = self.create_mail(email_from=shared, email_to="client@example.com")
+        mail.send()
+        self.assertEqual(mail.state, "sent", mail.failure_reason)
+        self.assertTrue(self.oauth_smtpd.wait_for(1))
+        self.assertEqual(self.oauth_smtpd.messages[0].mail_from, shared)
+        app_tokens = [t for t in self.provider.tokens("access") if t.user is None]
+        self.assertEqual(len(app_tokens), 1, "one application token, from the client-credentials grant")
+        self.assertIn(".default", app_tokens[0].scope)
+        self.env.flush_all()
+        self.env.cr.execute("SELECT microsoft_outlook_access_token FROM ir_mail_server WHERE id = %s", [server.id])
+        self.assertFalse(self.env.cr.fetchone()[0], "Odoo's column stays empty: the token is encrypted")
+        # the second mail reuses the application token until it expires
+        self.create_mail(email_from=shared, email_to="other@example.com").send()
+        self.assertEqual(len([t for t in self.provider.tokens("access") if t.user is None]), 1)
+
     def test_microsoft_and_google_presets_sign_in_with_oauth(self):
         for preset, method, host in (
             ("microsoft365", "outlook", "smtp.office365.com"),
