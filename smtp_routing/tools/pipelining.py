@@ -105,6 +105,18 @@ def send_message(session, msg, from_addr=None, to_addrs=None, mail_options=(), r
     """
     smtp = raw_smtp(session)
     smtp.ehlo_or_helo_if_needed()
+    from_addr, to_addrs, data, options = flatten(msg, from_addr, to_addrs, smtputf8=smtp.has_extn("smtputf8"))
+    mail_options = (*mail_options, *options)
+    return sendmail(session, from_addr, to_addrs, data, mail_options, rcpt_options, pipelining=pipelining)
+
+
+def flatten(msg, from_addr=None, to_addrs=None, smtputf8=False):
+    """What ``send_message`` puts on the wire: ``(from_addr, to_addrs, bytes, extra MAIL FROM options)``.
+
+    Envelope defaults, Bcc removal, Resent- headers and SMTPUTF8 handling are
+    those of ``smtplib.SMTP.send_message``; ``smtputf8``: whether the server
+    offers it (internationalized addresses need it).
+    """
     resent = msg.get_all("Resent-Date")
     if resent is None:
         prefix = ""
@@ -124,13 +136,14 @@ def send_message(session, msg, from_addr=None, to_addrs=None, mail_options=(), r
     del outgoing["Bcc"]
     del outgoing["Resent-Bcc"]
     international = not "".join([from_addr, *to_addrs]).isascii()
+    options = ()
     if international:
-        if not smtp.has_extn("smtputf8"):
+        if not smtputf8:
             raise smtplib.SMTPNotSupportedError(
                 "One or more source or delivery addresses require internationalized email support, but the server "
                 "does not advertise the required SMTPUTF8 capability"
             )
-        mail_options = (*mail_options, "SMTPUTF8", "BODY=8BITMIME")
+        options = ("SMTPUTF8", "BODY=8BITMIME")
     with io.BytesIO() as buffer:
         if international:
             generator = email.generator.BytesGenerator(buffer, policy=msg.policy.clone(utf8=True))
@@ -138,7 +151,7 @@ def send_message(session, msg, from_addr=None, to_addrs=None, mail_options=(), r
             generator = email.generator.BytesGenerator(buffer)
         generator.flatten(outgoing, linesep=CRLF)
         data = buffer.getvalue()
-    return sendmail(session, from_addr, to_addrs, data, mail_options, rcpt_options, pipelining=pipelining)
+    return from_addr, list(to_addrs), data, options
 
 
 def sendmail(session, from_addr, to_addrs, msg, mail_options=(), rcpt_options=(), pipelining=True):
