@@ -120,3 +120,70 @@ def test_flatten_is_what_send_message_sends():
         client.quit()
         assert server.wait_for(1)
         assert server.messages[0].content.replace(b"\r\n", b"\n") == data.replace(b"\r\n", b"\n")
+
+
+def _threaded_pool(port, jobs):
+    """One threaded lane (limit 2) with every job queued before it starts sending."""
+    pool = lanes.ServerLanes(_connect(port), limit=2)
+    lane = pool.lanes[0]
+    for job in jobs:
+        lane.outstanding += 1
+        lane._jobs.put(job)
+    return pool
+
+
+def test_waiting_messages_are_chained_one_round_trip_each():
+    with SmtpServer(pipelining=True) as server, LatencyProxy(server.port, one_way=0.005) as proxy:
+        client = _connect(proxy.port)
+        proxy.reset_stats()
+        pool = lanes.ServerLanes(client, limit=2)
+        gate = lanes.Job(0, "a@x.example", ["r0-0@y.example"], b"Subject: mail 0\r\n\r\nx\r\n")
+        pool.lanes[0].submit(gate)
+        for mail_id in range(1, 11):
+            pool.lanes[0].submit(_job(mail_id, 0))
+        results = _drain(pool)
+        trips = proxy.round_trips
+        pool.close()
+        assert [r.job.mail_id for r in results] == list(range(11)) and all(r.sent for r in results)
+        # 11 messages: the first costs two round trips, each chained one only one more
+        assert trips <= 11 + 3, trips
+        assert len(server.messages) == 11
+
+
+def test_a_refused_message_in_a_chain_does_not_stop_the_next():
+    with SmtpServer(pipelining=True) as server:
+        server.add_fault("MESSAGE", reply="554 5.6.0 Refused", match="mail 3 part 0")
+        pool = _threaded_pool(server.port, [_job(mail_id, 0) for mail_id in range(6)])
+        results = _drain(pool)
+        pool.close()
+        assert [(r.job.mail_id, r.sent) for r in results] == [(i, i != 3) for i in range(6)]
+        assert isinstance(results[3].error, smtplib.SMTPDataError) and results[3].error.smtp_code == 554
+        assert not pool.recalled.is_set()
+        assert sorted(server.recipients) == sorted(f"r{i}-0@y.example" for i in range(6) if i != 3)
+
+
+def test_a_closing_reply_in_a_chain_never_delivers_the_next_message():
+    with SmtpServer(pipelining=True) as server:
+        server.add_fault("MESSAGE", reply="421 4.3.2 Closing", match="mail 2 part 0")
+        pool = _threaded_pool(server.port, [_job(mail_id, 0) for mail_id in range(6)])
+        results = _drain(pool)
+        pool.close()
+        by_mail = {r.job.mail_id: r for r in results}
+        assert [by_mail[i].sent for i in (0, 1)] == [True, True]
+        assert by_mail[2].error is not None and lanes.unusable(by_mail[2].error)
+        assert all(by_mail[i].skipped == "recalled" for i in (3, 4, 5))
+        assert sorted(server.recipients) == ["r0-0@y.example", "r1-0@y.example"]
+
+
+def test_the_next_message_of_the_same_mail_is_not_chained():
+    with SmtpServer(pipelining=True) as server:
+        server.add_fault("MESSAGE", reply="554 5.6.0 Refused", match="mail 1 part 0")
+        pool = _threaded_pool(server.port, [_job(1, 0), _job(1, 1), _job(2, 0)])
+        results = _drain(pool)
+        pool.close()
+        assert [(r.job.mail_id, r.sent, r.skipped) for r in results] == [
+            (1, False, ""),
+            (1, False, "mail"),
+            (2, True, ""),
+        ]
+        assert server.recipients == ["r2-0@y.example"]

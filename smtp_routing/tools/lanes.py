@@ -103,29 +103,104 @@ class Lane:
             self._jobs.put(job)
 
     def _run(self):
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                break
-            self.owner.results.put(self._execute(job))
+        job = self._jobs.get()
+        while job is not None:
+            job = self._chain(job) if self._chainable(job) else self._single(job)
         self._quit()
 
-    def _execute(self, job):
+    def _skip(self, job):
+        """The reason not to start ``job`` ("recalled", "mail"), or ""."""
         if self.broken or self.owner.recalled.is_set():
-            return Result(job, self.index, skipped="recalled")
-        if job.mail_id in self.failed_mails:
-            return Result(job, self.index, skipped="mail")
+            return "recalled"
+        return "mail" if job.mail_id in self.failed_mails else ""
+
+    def _failed(self, job, error, started):
+        if refused_recipients(error) is None:
+            self.failed_mails.add(job.mail_id)  # the rest of this mail is not sent (a permanent failure)
+        if unusable(error):
+            self.broken = True
+            self.owner.recalled.set()
+        return Result(job, self.index, error=error, duration=time.monotonic() - started)
+
+    def _execute(self, job):
+        skip = self._skip(job)
+        if skip:
+            return Result(job, self.index, skipped=skip)
         started = time.monotonic()
         try:
             delivery = pipelining.sendmail(self.session, job.from_addr, job.to_addrs, job.data, job.mail_options)
         except Exception as error:  # noqa: BLE001 - every failure is the caller's to settle
-            if refused_recipients(error) is None:
-                self.failed_mails.add(job.mail_id)  # the rest of this mail is not sent (a permanent failure)
-            if unusable(error):
-                self.broken = True
-                self.owner.recalled.set()
-            return Result(job, self.index, error=error, duration=time.monotonic() - started)
+            return self._failed(job, error, started)
         return Result(job, self.index, delivery=delivery, duration=time.monotonic() - started)
+
+    def _single(self, job):
+        self.owner.results.put(self._execute(job))
+        return self._jobs.get()
+
+    def _chainable(self, job):
+        smtp = pipelining.raw_smtp(self.session)
+        return (
+            not self._skip(job)
+            and smtp.does_esmtp
+            and smtp.has_extn("pipelining")
+            and len(job.to_addrs) + 2 <= pipelining.WINDOW
+        )
+
+    def _chain(self, job):
+        """Send ``job`` and, while the next jobs are already waiting, each one's MAIL FROM, RCPT TO and
+        DATA in the same write as the content of the one before (RFC 2920 3.1): one round trip per
+        message instead of two. Only jobs of another mail are chained (a mail's next message must not
+        start before its previous one is known not to have failed). Returns the next job to run."""
+        smtp = pipelining.raw_smtp(self.session)
+        started = time.monotonic()
+        try:
+            options, commands = self._commands(smtp, job)
+            pipelining.use_utf8_if_asked(smtp, options)
+            recipients, trips = pipelining.open_transaction(smtp, job.from_addr, job.to_addrs, commands)
+        except Exception as error:  # noqa: BLE001 - every failure is the caller's to settle
+            self.owner.results.put(self._failed(job, error, started))
+            return self._jobs.get()
+        while True:  # job's transaction is open (354): its content goes now
+            try:
+                following = self._jobs.get_nowait()
+            except queue.Empty:
+                following = None
+            chained = (
+                following is not None
+                and following.mail_id != job.mail_id
+                and self._chainable(following)
+                and not self._utf8(following)
+            )
+            next_commands = self._commands(smtp, following)[1] if chained else []
+            try:
+                smtp.send(pipelining.message_data(job.data) + "".join(next_commands).encode("ascii"))
+                delivery = pipelining.finish_transaction(smtp, recipients, trips + 1, reset=not chained)
+                result = Result(job, self.index, delivery=delivery, duration=time.monotonic() - started)
+            except Exception as error:  # noqa: BLE001 - every failure is the caller's to settle
+                result = self._failed(job, error, started)
+            self.owner.results.put(result)
+            if not chained:
+                return following if following is not None else self._jobs.get()
+            if self.broken:  # the connection is gone or no longer trusted: the next message never started
+                self.owner.results.put(Result(following, self.index, skipped="recalled"))
+                return self._jobs.get()
+            # a refused message ended its transaction; the next one's commands were read after it
+            job, started = following, time.monotonic()
+            try:
+                recipients, trips = pipelining.open_transaction(
+                    smtp, job.from_addr, job.to_addrs, next_commands, written=len(next_commands)
+                )
+            except Exception as error:  # noqa: BLE001
+                self.owner.results.put(self._failed(job, error, started))
+                return self._jobs.get()
+
+    @staticmethod
+    def _commands(smtp, job):
+        return pipelining.transaction_commands(smtp, job.from_addr, job.to_addrs, job.data, job.mail_options)
+
+    @staticmethod
+    def _utf8(job):
+        return any(option.lower() == "smtputf8" for option in job.mail_options)
 
     def _quit(self):
         smtp = pipelining.raw_smtp(self.session)
