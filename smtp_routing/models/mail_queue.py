@@ -1257,16 +1257,19 @@ class QueueRun:
     def _partner_notifications(self, mail_ids):
         """[(progress, email notifications)] of mails with recipient results (found before any auto-delete)."""
         Notification = self.env["mail.notification"].sudo()
-        found = []
-        for mail_id in mail_ids:
-            progress = self.progress.get(mail_id)
-            if progress and (progress["sent"] or progress["failed"]):
-                notifications = Notification.search(
-                    [("mail_mail_id", "=", mail_id), ("notification_type", "=", "email")]
-                )
-                if notifications:
-                    found.append((progress, notifications))
-        return found
+        wanted = [
+            mail_id
+            for mail_id in mail_ids
+            if self.progress.get(mail_id) and (self.progress[mail_id]["sent"] or self.progress[mail_id]["failed"])
+        ]
+        if not wanted:
+            return []
+        by_mail = defaultdict(lambda: Notification)
+        for notification in Notification.search(
+            [("mail_mail_id", "in", wanted), ("notification_type", "=", "email")], order="id"
+        ):
+            by_mail[notification.mail_mail_id.id] |= notification
+        return [(self.progress[mail_id], by_mail[mail_id]) for mail_id in wanted if mail_id in by_mail]
 
     def _recipient_notifications(self, found):
         """Show each partner's own result in the chatter: sent, failed (with its reason), or still waiting."""
