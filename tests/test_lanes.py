@@ -187,3 +187,13 @@ def test_the_next_message_of_the_same_mail_is_not_chained():
             (2, True, ""),
         ]
         assert server.recipients == ["r2-0@y.example"]
+
+
+def test_closing_while_a_message_is_in_flight_ends_the_lane_once_it_is_done():
+    """The lane looks for a next job to chain once the message is out: the close request is not one."""
+    with SmtpServer(pipelining=True, delay=0.1) as server:
+        pool = lanes.ServerLanes(_connect(server.port), limit=2)
+        pool.lanes[0].submit(_job(1, 0))
+        pool.close(timeout=3.0)
+        assert not pool.lanes[0].alive, "the lane did not end"
+        assert pool.collect(block=False).sent

@@ -162,9 +162,9 @@ class Lane:
             return self._jobs.get()
         while True:  # job's transaction is open (354): its content goes now
             try:
-                following = self._jobs.get_nowait()
+                following, waiting = self._jobs.get_nowait(), True  # a job, or None: the lane is closing
             except queue.Empty:
-                following = None
+                following, waiting = None, False
             chained = (
                 following is not None
                 and following.mail_id != job.mail_id
@@ -180,7 +180,7 @@ class Lane:
                 result = self._failed(job, error, started)
             self.owner.results.put(result)
             if not chained:
-                return following if following is not None else self._jobs.get()
+                return following if waiting else self._jobs.get()
             if self.broken:  # the connection is gone or no longer trusted: the next message never started
                 self.owner.results.put(Result(following, self.index, skipped="recalled"))
                 return self._jobs.get()
