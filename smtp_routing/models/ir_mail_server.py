@@ -1678,6 +1678,11 @@ class IrMailServer(models.Model):
             "recipients": recipients,
         }
         Log = self.env["smtp_routing.delivery.log"]
+        # A queue run's lanes (mail_queue.LaneSession) send later, in another thread: the run records the
+        # attempt when the server has answered.
+        handed_over = hasattr(smtp_session, "smtp_routing_details")
+        if handed_over:
+            smtp_session.smtp_routing_details = details
         started = time.monotonic()
         try:
             self._smtp_routing_check_size(message, server_id, smtp_session)
@@ -1685,5 +1690,6 @@ class IrMailServer(models.Model):
         except Exception as error:
             Log._smtp_routing_record(error=error, duration=time.monotonic() - started, **details)
             raise
-        Log._smtp_routing_record(duration=time.monotonic() - started, **details)
+        if not handed_over:
+            Log._smtp_routing_record(duration=time.monotonic() - started, **details)
         return result

@@ -43,8 +43,9 @@ from odoo.exceptions import AccessError
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
+from ..tools import lanes as lanes_tool
 from ..tools import limits as limits_tool
-from ..tools import routing
+from ..tools import pipelining, routing
 from ..tools.addresses import split_addresses
 from ..tools.smtp_errors import Outcome as SmtpOutcome
 from ..tools.smtp_errors import classify, classify_reply, refused_recipients
@@ -66,6 +67,9 @@ FAILURE_TYPES = {
 LEASE_SECONDS = 600  # default of smtp_routing.lease_seconds
 MAX_RETRY_AGE_HOURS = 72  # default of smtp_routing.max_retry_age_hours
 COMMIT_EVERY = 50
+# smtplib's class as imported, not as a test may patch it later (Odoo's mail tests replace smtplib.SMTP
+# with a Mock that returns a fake session: those sessions stay on Odoo's sequential path)
+SMTP_CLASS = smtplib.SMTP
 CLAIM_RETRIES = 3
 TO_KEY = "to"  # the message to the mail's own To/Cc addresses; partner messages are "p<partner id>"
 
@@ -135,6 +139,60 @@ class Ledger:
         return cost, len(idle), sum(self.costs[mail_id][1] for mail_id in idle)
 
 
+class _Features:
+    """The ESMTP features a server announced, where Odoo's code looks for them (``session.__obj__``)."""
+
+    def __init__(self, features):
+        self.esmtp_features = dict(features)
+
+    def has_extn(self, name):
+        return name.lower() in self.esmtp_features
+
+
+class LaneSession:
+    """What ``send_email()`` sees of a server's lanes for one group of mails.
+
+    Odoo's session attributes (``from_filter``, ``smtp_from``, the server) and a
+    ``send_message()`` that flattens the prepared message, hands it to the lane of
+    the mail being sent and returns at once: the run settles the lane's result.
+    """
+
+    def __init__(self, lanes, server_id, smtp_from, from_filter):
+        self.smtp_routing_lanes = lanes
+        self.smtp_routing_server_id = server_id
+        self.smtp_routing_details = None  # what send_email() records of the next message
+        self.smtp_from = smtp_from
+        self.from_filter = from_filter
+        self.__obj__ = _Features(lanes.features)
+        self.lane = None  # the lane of the mail being sent
+        self.entry = None  # its _InFlight
+        self.token = None  # bookkeeping of the next message (part key, cost)
+
+    def send_message(self, msg, from_addr=None, to_addrs=None):
+        from_addr, to_addrs, data, options = pipelining.flatten(
+            msg, from_addr, to_addrs, smtputf8="smtputf8" in self.__obj__.esmtp_features
+        )
+        token = {**(self.token or {}), "details": self.smtp_routing_details or {}}
+        self.entry.jobs += 1
+        self.lane.submit(lanes_tool.Job(self.entry.mail.id, from_addr, to_addrs, data, options, token))
+        return {}
+
+    def quit(self):
+        """The run closes the lanes (they are reused by the next groups)."""
+
+
+@dataclass
+class _InFlight:
+    """A mail handed to a lane: what its messages became."""
+
+    mail: object
+    jobs: int = 0
+    sent: tuple = None  # what _send_one returned: (message id, messages left, failure type)
+    retry: object = None  # _RetryElsewhere: the server failed
+    error: object = None  # a permanent failure of the mail
+    skipped: bool = False  # a message was recalled (the server failed meanwhile): the rest goes elsewhere
+
+
 class _RetryElsewhere(Exception):
     """The server is the problem, another server may do (recipients already served are kept)."""
 
@@ -174,6 +232,8 @@ class QueueRun:
         self.lost = set()  # claims another worker took over: never sent by us
         self.refused_now = {}  # mail id -> recipient messages refused in this run (not tried again in it)
         self.partly_refused = {}  # what the server refused of the last message it accepted (RCPT, per address)
+        self.pool = {}  # (server id, connection settings) -> tools.lanes.ServerLanes, reused by every group
+        self.openers = {}  # same key -> how to open one more connection (through connect())
 
     # -- entry point ------------------------------------------------------------------------------
     def execute(self):
@@ -181,9 +241,12 @@ class QueueRun:
         if not mails:
             return True
         self.cooling, self.failing = self.State._smtp_routing_health(self._all_servers())
-        for group in self._plan(mails):
-            self._run_group(group)
-        self._flush()
+        try:
+            for group in self._plan(mails):
+                self._run_group(group)
+            self._flush()
+        finally:
+            self._close_lanes()
         if self.raise_exception and self.first_error:
             raise MailDeliveryException(self.env._("Mail Delivery Failed"), self.first_error)
         return True
@@ -512,9 +575,7 @@ class QueueRun:
                     refusals[mail_id].append(reason)
                 retry, left = self._send_batch(server, session, group, grants, ledger) if grants else ([], [])
             finally:
-                if session is not None:
-                    session.quit()
-                self._give_back(server, ledger)
+                self._end_session(server, session, ledger)
             if server and grants:
                 self.State._smtp_routing_finish_batch(server)
             if retry and server:
@@ -532,6 +593,15 @@ class QueueRun:
             return
         if pending:
             self._defer(pending, group, blocked)
+
+    def _end_session(self, server, session, ledger):
+        """After a server's batch: the session ends (lanes stay open for the next group), the unused
+        reservation goes back."""
+        if isinstance(session, LaneSession):
+            self._release_lanes(server, session, ledger)
+        elif session is not None:
+            session.quit()
+        self._give_back(server, ledger)
 
     def _cooling_reason(self, server):
         return self.env._("%(server)s is cooling down after a failure", server=server.name)
@@ -555,10 +625,14 @@ class QueueRun:
                 )
             )
         IrMailServer = self._sender_env(group.alias_domain_id)
+        lanes = self._pooled(server)
+        if lanes is not None:
+            return LaneSession(lanes, server.id, group.smtp_from_for(server), lanes.from_filter)
         try:
-            return IrMailServer.connect(
+            connection = IrMailServer.connect(
                 mail_server_id=server.id if server else None, smtp_from=group.smtp_from_for(server)
             )
+            return self._open_lanes(server, connection, IrMailServer, group)
         except Exception as error:  # noqa: BLE001 - classified, logged by connect(), then failed over
             outcome = classify(error)
             self.first_error = self.first_error or str(error)
@@ -573,6 +647,91 @@ class QueueRun:
                 for mail_id in group.mail_ids:
                     self._fail_mail(mail_id, server, self._reason(outcome), "mail_smtp")
             return False
+
+    # -- lanes: parallel connections, pipelining, reuse --------------------------------------------------
+    @staticmethod
+    def _lanes_key(server):
+        return (
+            server.id,
+            server.smtp_host,
+            server.smtp_port,
+            server.smtp_user,
+            server.smtp_encryption,
+            server.smtp_authentication,
+        )
+
+    def _pooled(self, server):
+        """The open lanes of this server (from an earlier group of this run), or None."""
+        if not server:
+            return None
+        lanes = self.pool.get(self._lanes_key(server))
+        if lanes is not None and lanes.recalled.is_set():
+            self._drop_lanes(server)
+            return None
+        return lanes
+
+    def _open_lanes(self, server, connection, IrMailServer, group):  # noqa: N803 - a model
+        """Lanes over a fresh connection: a LaneSession; else the connection itself (Odoo's sequential path).
+
+        Only a real smtplib connection to a server record goes to lanes: under Odoo's test mode
+        (None) and with Odoo's test doubles, everything stays as Odoo does it."""
+        smtp = getattr(connection, "__obj__", None)
+        if not server or connection is None or not isinstance(smtp, SMTP_CLASS):
+            return connection
+        smtp.ehlo_or_helo_if_needed()
+        lanes = lanes_tool.ServerLanes(connection, server.smtp_routing_connections, smtp.esmtp_features)
+        lanes.from_filter = getattr(connection, "from_filter", server.from_filter)
+        key = self._lanes_key(server)
+        self.pool[key] = lanes
+        smtp_from = group.smtp_from_for(server)
+        self.openers[key] = lambda: IrMailServer.connect(mail_server_id=server.id, smtp_from=smtp_from)
+        return LaneSession(lanes, server.id, smtp_from, lanes.from_filter)
+
+    def _add_lane(self, server, lanes):
+        """One more connection to a busy server; if it cannot be opened, the server keeps the lanes it has."""
+        try:
+            connection = self.openers[self._lanes_key(server)]()
+        except Exception as error:  # noqa: BLE001 - logged by connect(); no cooldown for an extra connection
+            _logger.info(
+                "smtp_routing: %s: no further connection (%s); going on with %s", server.name, error, len(lanes.lanes)
+            )
+            lanes.limit = len(lanes.lanes)
+            return
+        smtp = getattr(connection, "__obj__", None)
+        if not isinstance(smtp, SMTP_CLASS):
+            lanes.limit = len(lanes.lanes)
+            return
+        lanes.add(connection)
+
+    def _drop_lanes(self, server):
+        lanes = self.pool.pop(self._lanes_key(server), None)
+        if lanes is not None:
+            lanes.recall()
+            lanes.close(timeout=1.0)
+
+    def _close_lanes(self):
+        """QUIT every connection of the run (in parallel), and wait a little for the lanes to end."""
+        pool, self.pool = self.pool, {}
+        deadline = time.monotonic() + lanes_tool.JOIN_SECONDS
+        for lanes in pool.values():
+            lanes.close(timeout=0)
+        for lanes in pool.values():
+            for lane in lanes.lanes:
+                lane.join(max(deadline - time.monotonic(), 0.0))
+
+    def _release_lanes(self, server, session, ledger):
+        """After a server's batch: nothing may stay in flight. On an error path, what is queued is
+        recalled and what went anyway counts as used (never given back); a failed server's lanes close."""
+        lanes = session.smtp_routing_lanes
+        if lanes.outstanding:
+            lanes.recall()
+            while lanes.outstanding:
+                result = lanes.collect(block=True)
+                if result is not None and result.sent:
+                    mail_id = result.job.mail_id
+                    ledger.used[mail_id] = ledger.used.get(mail_id, 0) + result.job.token.get("cost", 1)
+        if lanes.recalled.is_set():
+            self._drop_lanes(server)
 
     # -- limits -----------------------------------------------------------------------------------------
     def _reserve(self, server, pending, blocked, ledger):
@@ -699,13 +858,14 @@ class QueueRun:
         """
         budgets = dict(grants)
         mail_ids = [mail_id for mail_id, _parts in grants]
-        self._watch_refusals(session)
+        if not isinstance(session, LaneSession):
+            self._watch_refusals(session)
         position, left = 0, []
         for chunk_ids in tools.split_every(COMMIT_EVERY, mail_ids):
-            retry_from = self._send_chunk(server, session, group, list(chunk_ids), budgets, ledger, left)
-            if retry_from is not None:
-                return list(mail_ids[position + retry_from :]), left
+            retry = self._send_chunk(server, session, group, list(chunk_ids), budgets, ledger, left)
             position += len(chunk_ids)
+            if retry:
+                return retry + list(mail_ids[position:]), left
             if self.auto_commit:
                 self._flush()
         if server and server.id in self.failing:
@@ -713,16 +873,18 @@ class QueueRun:
             self.failing.discard(server.id)
         return [], left
 
-    def _send_chunk(self, server, session, group, chunk_ids, budgets, ledger, left):
-        """Send one chunk; returns the index from which the rest must go elsewhere, or None."""
-        mails = self.Mail.browse(chunk_ids)
+    def _follower_status(self, mails):
         with_unfollow = mails.filtered(lambda m: m.body_html and "/mail/unfollow" in m.body_html)
-        follower_status = (
-            self.env["mail.followers"]._get_mail_recipients_follower_status(with_unfollow.ids)
-            if with_unfollow
-            else None
-        )
-        server_id = server.id if server else False
+        if not with_unfollow:
+            return None
+        return self.env["mail.followers"]._get_mail_recipients_follower_status(with_unfollow.ids)
+
+    def _send_chunk(self, server, session, group, chunk_ids, budgets, ledger, left):
+        """Send one chunk; returns the mails that must go elsewhere (the server failed), in order."""
+        if isinstance(session, LaneSession):
+            return self._send_chunk_lanes(server, session, group, chunk_ids, budgets, ledger, left)
+        mails = self.Mail.browse(chunk_ids)
+        follower_status = self._follower_status(mails)
         for index, mail in enumerate(mails):
             if not self._still_ours(mail.id):
                 self.unfinished.discard(mail.id)
@@ -738,20 +900,120 @@ class QueueRun:
                 if server:
                     self.cooling[server.id] = self.State._smtp_routing_failed(server, retry.outcome.category)
                     self.failing.add(server.id)
-                return index
+                return list(chunk_ids[index:])
             except (MemoryError, psycopg2.Error):
                 raise
             except Exception as error:  # noqa: BLE001 - a permanent failure of this mail only
                 self._record_failure(mail, server, error)
                 continue
-            self.outcome.progress[mail.id] = progress
-            if messages_left:
-                left.append(mail.id)
-            elif any(entry.get("at") for entry in progress["retry"].values()):
-                self._wait_for_retry(mail, server)
+            self._mail_done(mail, server, message_id, messages_left, failure_type, left)
+        return []
+
+    def _mail_done(self, mail, server, message_id, messages_left, failure_type, left):
+        """Every message of the mail that was to go through this server has its result."""
+        progress = self._progress(mail)
+        self.outcome.progress[mail.id] = progress
+        if messages_left:
+            left.append(mail.id)
+        elif any(entry.get("at") for entry in progress["retry"].values()):
+            self._wait_for_retry(mail, server)
+        else:
+            self._settle(mail, server.id if server else False, message_id, failure_type)
+
+    def _send_chunk_lanes(self, server, session, group, chunk_ids, budgets, ledger, left):
+        """Send one chunk through the server's lanes.
+
+        This thread builds and prepares each mail and hands its messages to one lane (all of a mail's
+        to the same lane, in order), settling the results that came back meanwhile; at the end of the
+        chunk it waits for every result (nothing stays in flight past a flush). After a failure of the
+        server, nothing more starts on it: the mails not sent (or not completely) go elsewhere."""
+        lanes = session.smtp_routing_lanes
+        mails = self.Mail.browse(chunk_ids)
+        follower_status = self._follower_status(mails)
+        entries = {}
+        reached = len(mails)
+        for index, mail in enumerate(mails):
+            self._collect(lanes, entries, ledger, block=False)
+            if lanes.recalled.is_set():
+                reached = index
+                break
+            if not self._still_ours(mail.id):
+                self.unfinished.discard(mail.id)
+                continue
+            if not lanes.full and lanes.busy() and len(mails) - index > len(lanes.lanes):
+                self._add_lane(server, lanes)
+            entry = entries[mail.id] = _InFlight(mail)
+            session.lane, session.entry = lanes.pick(), entry
+            try:
+                entry.sent = self._send_one(mail, server, session, group, follower_status, budgets.get(mail.id), ledger)
+            except _RetryElsewhere as retry:
+                entry.retry = retry
+                lanes.recall()
+            except (MemoryError, psycopg2.Error):
+                raise
+            except Exception as error:  # noqa: BLE001 - a permanent failure of this mail only
+                entry.error = error
+        while lanes.outstanding:  # the barrier: every result is in before the states are written
+            self._collect(lanes, entries, ledger, block=True)
+        retry_ids, failure = [], None
+        for index, mail in enumerate(mails):
+            entry = entries.get(mail.id)
+            if entry is None:
+                if index >= reached:
+                    retry_ids.append(mail.id)  # never handed over: the server failed before
+                continue
+            if entry.retry or entry.skipped:
+                self.outcome.progress[mail.id] = self._progress(mail)  # what went stays sent
+                retry_ids.append(mail.id)
+                failure = failure or entry.retry
+            elif entry.error is not None:
+                self._record_failure(mail, server, entry.error)
             else:
-                self._settle(mail, server_id, message_id, failure_type)
-        return None
+                self._mail_done(mail, server, *entry.sent, left)
+        if retry_ids:
+            failure = failure or next((e.retry for e in entries.values() if e.retry), None)
+            if failure is not None:
+                self.first_error = self.first_error or str(failure.error)
+                self.cooling[server.id] = self.State._smtp_routing_failed(server, failure.outcome.category)
+                self.failing.add(server.id)
+        return retry_ids
+
+    def _collect(self, lanes, entries, ledger, block):
+        """Settle the results that came back (``block``: wait for one)."""
+        while True:
+            result = lanes.collect(block)
+            if result is None:
+                return
+            self._settle_job(result, entries[result.job.mail_id], ledger)
+            if block:
+                return
+
+    def _settle_job(self, result, entry, ledger):
+        """One message's result, as the sequential path settles it right after send_email()."""
+        token = result.job.token
+        if result.skipped:
+            entry.skipped = entry.skipped or result.skipped == "recalled"
+            return
+        mail, key = entry.mail, token["key"]
+        progress = self._progress(mail)
+        Log = self.env["smtp_routing.delivery.log"]
+        if result.sent:
+            Log._smtp_routing_record(duration=result.duration, **token["details"])
+            self._sent(mail, progress, key, ledger, token["cost"], result.delivery.refused)
+            return
+        error = result.error
+        if not isinstance(error, smtplib.SMTPServerDisconnected):  # as Odoo's send_email() raises it
+            wrapped = MailDeliveryException(self.env._("Mail Delivery Failed"), f"{type(error).__name__}: {error}")
+            wrapped.__context__ = error
+            error = wrapped
+        Log._smtp_routing_record(error=error, duration=result.duration, **token["details"])
+        try:
+            self._send_failed(mail, progress, key, error)
+        except _RetryElsewhere as retry:
+            entry.retry = entry.retry or retry
+        except Exception as failure:  # noqa: BLE001 - a permanent failure of this mail
+            if entry.error is None:
+                entry.error = failure
 
     def _settle(self, mail, server_id, message_id, failure_type):
         """Every recipient message of the mail went, failed for good, or was invalid: its final state."""
@@ -908,6 +1170,8 @@ class QueueRun:
                     headers=email["headers"],
                 )
                 self.partly_refused = {}
+                if isinstance(session, LaneSession):
+                    session.token = {"key": key, "cost": self._part_cost(server, mail.id, key)}
                 try:
                     sent_id = sender.send_email(msg, mail_server_id=mail.mail_server_id.id, smtp_session=session)
                 except AssertionError as error:
@@ -922,26 +1186,38 @@ class QueueRun:
                     continue
                 except (MemoryError, psycopg2.Error):
                     raise
-                except Exception as error:
-                    refusals = refused_recipients(error)
-                    if refusals is not None:  # these recipients only; the session goes on
-                        self._refused(mail, progress, key, refusals, delivered=False)
-                        continue
-                    outcome = classify(error)
-                    session_gone = isinstance(error, smtplib.SMTPServerDisconnected) or isinstance(
-                        getattr(error, "__context__", None), smtplib.SMTPServerDisconnected
-                    )
-                    if outcome.failover or session_gone:
-                        raise _RetryElsewhere(error, outcome) from error
-                    raise
+                except Exception as error:  # noqa: BLE001 - settled: refusals, failover, or raised again
+                    self._send_failed(mail, progress, key, error)
+                    continue
                 message_id = sent_id
-                ledger.used[mail.id] = ledger.used.get(mail.id, 0) + self._part_cost(server, mail.id, key)
-                if self.partly_refused:  # accepted for some addresses only (stock Odoo forgets the others)
-                    self._refused(mail, progress, key, self.partly_refused, delivered=True)
-                else:
-                    progress["sent"].append(key)
-                    progress["retry"].pop(key, None)
+                if isinstance(session, LaneSession):
+                    continue  # handed to a lane: its result is settled by _settle_job()
+                self._sent(mail, progress, key, ledger, self._part_cost(server, mail.id, key), self.partly_refused)
         return message_id, left, failure_type
+
+    def _sent(self, mail, progress, key, ledger, cost, partly_refused):
+        """The server took the message ``key``: for every address, or (``partly_refused``) for some."""
+        ledger.used[mail.id] = ledger.used.get(mail.id, 0) + cost
+        if partly_refused:  # accepted for some addresses only (stock Odoo forgets the others)
+            self._refused(mail, progress, key, partly_refused, delivered=True)
+        else:
+            progress["sent"].append(key)
+            progress["retry"].pop(key, None)
+
+    def _send_failed(self, mail, progress, key, error):
+        """The message ``key`` did not go: refused recipients are settled here; a server failure raises
+        _RetryElsewhere; any other error is raised again (a permanent failure of the mail)."""
+        refusals = refused_recipients(error)
+        if refusals is not None:  # these recipients only; the session goes on
+            self._refused(mail, progress, key, refusals, delivered=False)
+            return
+        outcome = classify(error)
+        session_gone = isinstance(error, smtplib.SMTPServerDisconnected) or isinstance(
+            getattr(error, "__context__", None), smtplib.SMTPServerDisconnected
+        )
+        if outcome.failover or session_gone:
+            raise _RetryElsewhere(error, outcome) from error
+        raise error
 
     def _watch_refusals(self, session):
         """Keep what the server refused of a message it accepted for other addresses (smtplib returns it;
@@ -1022,16 +1298,19 @@ class QueueRun:
     def _partner_notifications(self, mail_ids):
         """[(progress, email notifications)] of mails with recipient results (found before any auto-delete)."""
         Notification = self.env["mail.notification"].sudo()
-        found = []
-        for mail_id in mail_ids:
-            progress = self.progress.get(mail_id)
-            if progress and (progress["sent"] or progress["failed"]):
-                notifications = Notification.search(
-                    [("mail_mail_id", "=", mail_id), ("notification_type", "=", "email")]
-                )
-                if notifications:
-                    found.append((progress, notifications))
-        return found
+        wanted = [
+            mail_id
+            for mail_id in mail_ids
+            if self.progress.get(mail_id) and (self.progress[mail_id]["sent"] or self.progress[mail_id]["failed"])
+        ]
+        if not wanted:
+            return []
+        by_mail = defaultdict(lambda: Notification)
+        for notification in Notification.search(
+            [("mail_mail_id", "in", wanted), ("notification_type", "=", "email")], order="id"
+        ):
+            by_mail[notification.mail_mail_id.id] |= notification
+        return [(self.progress[mail_id], by_mail[mail_id]) for mail_id in wanted if mail_id in by_mail]
 
     def _recipient_notifications(self, found):
         """Show each partner's own result in the chatter: sent, failed (with its reason), or still waiting."""

@@ -15,7 +15,8 @@ and faults chosen per test::
 ``pipelining=True`` advertises ESMTP PIPELINING (RFC 2920): aiosmtpd reads
 commands from a buffered stream and answers them in order, so a client may
 send MAIL FROM, every RCPT TO and DATA in one write. ``smtputf8=True``
-advertises SMTPUTF8.
+advertises SMTPUTF8. ``connections`` counts client connections,
+``peak_connections`` the most open at the same time.
 
 Fault points are SMTP verbs (EHLO, HELO, STARTTLS, AUTH, MAIL, RCPT, DATA,
 RSET, NOOP, QUIT), CONNECT (before the greeting) and MESSAGE (after the
@@ -223,6 +224,12 @@ class _FaultySMTP(SMTP):
     async def _handle_client(self):
         self._fixture._count_connection()
         try:
+            await self._serve_client()
+        finally:
+            self._fixture._end_connection()
+
+    async def _serve_client(self):
+        try:
             fault = self._fixture._take_fault("CONNECT", "")
             if fault is not None:
                 await self.push(await self._apply_fault(fault))
@@ -288,6 +295,8 @@ class SmtpServer:
         self.port = None
         self.messages = []
         self.connections = 0
+        self.open_connections = 0  # client connections open right now
+        self.peak_connections = 0  # most client connections open at the same time (since start or clear())
         self.auth_attempts = []
         self._faults = []
         self._lock = threading.Lock()
@@ -321,6 +330,7 @@ class SmtpServer:
         with self._lock:
             # the controller's own readiness probe is not a client connection
             self.connections = 0
+            self.peak_connections = self.open_connections
         return self
 
     def stop(self):
@@ -381,6 +391,12 @@ class SmtpServer:
     def _count_connection(self):
         with self._lock:
             self.connections += 1
+            self.open_connections += 1
+            self.peak_connections = max(self.peak_connections, self.open_connections)
+
+    def _end_connection(self):
+        with self._lock:
+            self.open_connections -= 1
 
     def wait_for(self, count, timeout=10.0):
         """Wait until at least ``count`` messages were accepted; True if they were."""
@@ -398,6 +414,7 @@ class SmtpServer:
             self.messages.clear()
             self.auth_attempts.clear()
             self.connections = 0
+            self.peak_connections = self.open_connections
 
     @property
     def message_ids(self):

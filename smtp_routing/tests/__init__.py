@@ -10,6 +10,7 @@ from . import test_deliverability
 from . import test_delivery_log
 from . import test_i18n
 from . import test_install
+from . import test_lanes
 from . import test_live_delivery
 from . import test_oauth
 from . import test_password_encryption

@@ -105,6 +105,18 @@ def send_message(session, msg, from_addr=None, to_addrs=None, mail_options=(), r
     """
     smtp = raw_smtp(session)
     smtp.ehlo_or_helo_if_needed()
+    from_addr, to_addrs, data, options = flatten(msg, from_addr, to_addrs, smtputf8=smtp.has_extn("smtputf8"))
+    mail_options = (*mail_options, *options)
+    return sendmail(session, from_addr, to_addrs, data, mail_options, rcpt_options, pipelining=pipelining)
+
+
+def flatten(msg, from_addr=None, to_addrs=None, smtputf8=False):
+    """What ``send_message`` puts on the wire: ``(from_addr, to_addrs, bytes, extra MAIL FROM options)``.
+
+    Envelope defaults, Bcc removal, Resent- headers and SMTPUTF8 handling are
+    those of ``smtplib.SMTP.send_message``; ``smtputf8``: whether the server
+    offers it (internationalized addresses need it).
+    """
     resent = msg.get_all("Resent-Date")
     if resent is None:
         prefix = ""
@@ -124,13 +136,14 @@ def send_message(session, msg, from_addr=None, to_addrs=None, mail_options=(), r
     del outgoing["Bcc"]
     del outgoing["Resent-Bcc"]
     international = not "".join([from_addr, *to_addrs]).isascii()
+    options = ()
     if international:
-        if not smtp.has_extn("smtputf8"):
+        if not smtputf8:
             raise smtplib.SMTPNotSupportedError(
                 "One or more source or delivery addresses require internationalized email support, but the server "
                 "does not advertise the required SMTPUTF8 capability"
             )
-        mail_options = (*mail_options, "SMTPUTF8", "BODY=8BITMIME")
+        options = ("SMTPUTF8", "BODY=8BITMIME")
     with io.BytesIO() as buffer:
         if international:
             generator = email.generator.BytesGenerator(buffer, policy=msg.policy.clone(utf8=True))
@@ -138,7 +151,7 @@ def send_message(session, msg, from_addr=None, to_addrs=None, mail_options=(), r
             generator = email.generator.BytesGenerator(buffer)
         generator.flatten(outgoing, linesep=CRLF)
         data = buffer.getvalue()
-    return sendmail(session, from_addr, to_addrs, data, mail_options, rcpt_options, pipelining=pipelining)
+    return from_addr, list(to_addrs), data, options
 
 
 def sendmail(session, from_addr, to_addrs, msg, mail_options=(), rcpt_options=(), pipelining=True):
@@ -200,17 +213,34 @@ def _sequential(smtp, from_addr, to_addrs, msg, options, rcpt_options):
 
 def _pipelined(smtp, from_addr, to_addrs, msg, options, commands):
     """MAIL FROM, every RCPT TO and DATA (``commands``) in bursts of ``WINDOW``, then the message."""
+    use_utf8_if_asked(smtp, options)
+    recipients, round_trips = open_transaction(smtp, from_addr, to_addrs, commands)
+    smtp.send(message_data(msg))
+    return finish_transaction(smtp, recipients, round_trips + 1)
+
+
+def use_utf8_if_asked(smtp, options):
     if any(option.lower() == "smtputf8" for option in options):  # as smtplib.SMTP.mail() does
         if not smtp.has_extn("smtputf8"):
             raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
         smtp.command_encoding = "utf-8"
+
+
+def open_transaction(smtp, from_addr, to_addrs, commands, written=0):
+    """Send ``commands`` (MAIL FROM, RCPT TO..., DATA) in bursts and read their replies, in order.
+
+    The first ``written`` commands were already written by the caller (after the previous message's
+    content, RFC 2920 3.1). Returns ``(recipient replies, round trips)`` once DATA got 354; raises what
+    ``smtplib.SMTP.sendmail`` raises otherwise (and leaves the session ready for the next message)."""
     replies = []  # (code, text) per command, in order
     round_trips = 0
     for start in range(0, len(commands), WINDOW):
         if replies and replies[0][0] != 250:
             break  # MAIL FROM refused: the rest would only be refused too
-        smtp.send("".join(commands[start : start + WINDOW]))
-        round_trips += 1
+        burst = commands[max(start, written) : start + WINDOW]
+        if burst:
+            smtp.send("".join(burst))
+            round_trips += 1
         for index in range(start, min(start + WINDOW, len(commands))):
             code, text = smtp.getreply()
             replies.append((code, text))
@@ -235,13 +265,30 @@ def _pipelined(smtp, from_addr, to_addrs, msg, options, commands):
     if data_code != 354:
         _reset(smtp)
         raise smtplib.SMTPDataError(data_code, data_text)
-    smtp.send(_message_data(msg))
-    round_trips += 1
+    return recipients, round_trips
+
+
+def finish_transaction(smtp, recipients, round_trips, reset=True):
+    """Read the reply to a message's content (already written). ``reset=False``: the next message's
+    commands are already on their way, so a refusal is not followed by RSET (the transaction is over)."""
     code, text = smtp.getreply()
     if code != 250:
-        _close_or_reset(smtp, code)
+        if reset or code == 421:
+            _close_or_reset(smtp, code)
         raise smtplib.SMTPDataError(code, text)
     return Delivery(recipients, code, _decode(text), pipelined=True, round_trips=round_trips)
+
+
+def transaction_commands(smtp, from_addr, to_addrs, msg, mail_options=(), rcpt_options=()):
+    """``(MAIL FROM options, command lines)`` of one pipelined transaction (as :func:`sendmail` builds them)."""
+    options = []
+    if smtp.does_esmtp:
+        if smtp.has_extn("size"):
+            options.append("size=%d" % len(msg))
+        options.extend(mail_options)
+    commands = [_command("MAIL", f"FROM:{smtplib.quoteaddr(from_addr)}", options)]
+    commands += [_command("RCPT", f"TO:{smtplib.quoteaddr(address)}", rcpt_options) for address in to_addrs]
+    return options, [*commands, _command("DATA")]
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -253,7 +300,7 @@ def _command(verb, argument="", options=()):
     return line + CRLF
 
 
-def _message_data(msg):
+def message_data(msg):
     """The message as it goes after 354: leading dots doubled, CRLF-terminated, then the final dot."""
     data = _LEADING_DOT.sub(b"..", msg)
     if not data.endswith(b"\r\n"):
