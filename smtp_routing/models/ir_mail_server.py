@@ -28,6 +28,7 @@ from ..tools.headers import RawHeader, keep_raw
 from ..tools.smtp_errors import MessageTooLarge
 from . import params
 from .access import require_admin
+from .smtp_routing_delivery_log import CATEGORY_SELECTION
 from .smtp_routing_server_state import db_now, state_from_row
 
 _logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ DNS_NAMESERVER = "smtp_routing.dns_nameserver"
 PERSONAL_ALLOW_PRIVATE = "smtp_routing.personal_servers_allow_private"
 OAUTH_AUTHENTICATIONS = ("gmail", "outlook")
 ADMINS = "base.group_system"
+# Failures that say something about one mail (its recipients, size, sender), not about the server.
+MAIL_LEVEL_CATEGORIES = ("recipient_rejected", "too_large", "invalid_message", "send_as_denied", "sender_rejected")
 
 _keyring_cache = {}
 
@@ -344,11 +347,34 @@ class IrMailServer(models.Model):
     )
     # Status, counters, errors and server replies: administrators only (field groups).
     smtp_routing_health = fields.Selection(
-        [("healthy", "Healthy"), ("cooling", "Cooling down"), ("limited", "Over a limit")],
+        [
+            ("failing", "Failing"),
+            ("never", "Never delivered"),
+            ("cooling", "Cooling down"),
+            ("limited", "Over a limit"),
+            ("healthy", "Healthy"),
+        ],
         string="Status",
         compute="_compute_smtp_routing_queue_status",
         search="_search_smtp_routing_health",
         groups=ADMINS,
+        help="From what actually happened (the delivery history, test emails included). Failing: its latest "
+        "attempts failed (connection, login, TLS, time-out...) and none went through since. Never delivered: no "
+        "mail went through it in the delivery history. Cooling down: skipped for a while after a failure. "
+        "Over a limit: a sending limit is used up until its window resets. Healthy: its latest attempt went "
+        "through.",
+    )
+    smtp_routing_failing_category = fields.Selection(
+        CATEGORY_SELECTION, string="Failing With", compute="_compute_smtp_routing_queue_status", groups=ADMINS
+    )
+    smtp_routing_failing_since = fields.Datetime(
+        string="Failing Since",
+        compute="_compute_smtp_routing_queue_status",
+        groups=ADMINS,
+        help="The first of the failed attempts since the last mail that went through.",
+    )
+    smtp_routing_failing_count = fields.Integer(
+        string="Failed Attempts in a Row", compute="_compute_smtp_routing_queue_status", groups=ADMINS
     )
     smtp_routing_cooldown_until = fields.Datetime(
         string="Cooling Down Until", compute="_compute_smtp_routing_queue_status", groups=ADMINS
@@ -688,8 +714,49 @@ class IrMailServer(models.Model):
             "batch": self.env._("batch"),
         }
 
+    def _smtp_routing_recent_failures(self):
+        """{server id: (failing since, latest category, failed attempts in a row)} for the servers whose latest
+        server-level attempt failed, and the set of servers with a successful delivery on record.
+
+        From the delivery history (test emails included); refusals by a rule and failures that concern one
+        mail only (a refused recipient, a message too large) say nothing about the server and are left out.
+        """
+        if not self.ids:
+            return {}, set()
+        Log = self.env["smtp_routing.delivery.log"].sudo()
+        Log.flush_model()
+        self.env.cr.execute(
+            """SELECT server_id,
+                      MAX(date) FILTER (WHERE outcome = 'sent'),
+                      MAX(date) FILTER (WHERE outcome = 'failed')
+                 FROM smtp_routing_delivery_log
+                WHERE server_id IN %s AND stage != 'policy' AND outcome IN ('sent', 'failed')
+                  AND (outcome = 'sent' OR category IS NULL OR category NOT IN %s)
+             GROUP BY server_id""",
+            [tuple(self.ids), MAIL_LEVEL_CATEGORIES],
+        )
+        failing, delivered = {}, set()
+        for server_id, last_sent, last_failed in self.env.cr.fetchall():
+            if last_sent:
+                delivered.add(server_id)
+            if not last_failed or (last_sent and last_sent >= last_failed):
+                continue
+            streak = Log.search(
+                [
+                    ("server_id", "=", server_id),
+                    ("stage", "!=", "policy"),
+                    ("outcome", "=", "failed"),
+                    ("category", "not in", MAIL_LEVEL_CATEGORIES),
+                ]
+                + ([("date", ">", last_sent)] if last_sent else []),
+                order="date desc, id desc",
+            )
+            failing[server_id] = (streak[-1].date, streak[0].category or "other", len(streak))
+        return failing, delivered
+
     def _compute_smtp_routing_queue_status(self):
         now = db_now(self.env.cr)  # the clock the queue's windows use
+        failing, delivered = self._smtp_routing_recent_failures()
         rows = self.env["smtp_routing.server.state"].sudo()._smtp_routing_read(self)
         queued = dict(
             self.env["mail.mail"]
@@ -719,7 +786,20 @@ class IrMailServer(models.Model):
             server.smtp_routing_throttle_used = state.throttle_count
             server.smtp_routing_hourly_used = state.hour_count
             server.smtp_routing_daily_used = state.day_count
-            server.smtp_routing_health = "cooling" if cooldown else ("limited" if exhausted else "healthy")
+            since, category, failures = failing.get(server.id) or (False, False, 0)
+            server.smtp_routing_failing_since = since
+            server.smtp_routing_failing_category = category
+            server.smtp_routing_failing_count = failures
+            if cooldown:
+                server.smtp_routing_health = "cooling"
+            elif since:
+                server.smtp_routing_health = "failing"
+            elif exhausted:
+                server.smtp_routing_health = "limited"
+            elif server.id not in delivered:
+                server.smtp_routing_health = "never"
+            else:
+                server.smtp_routing_health = "healthy"
             server.smtp_routing_quota = "\n".join(
                 self.env._("%(limit)s: %(left)s left", limit=labels[name], left=max(value, 0))
                 + (self.env._(" (resets %(when)s UTC)", when=fields.Datetime.to_string(resets)) if resets else "")

@@ -74,8 +74,8 @@ registry.category("web_tour.tours").add("smtp_routing_admin_tour", {
             trigger: ".o_form_view div[name=smtp_host] input:value(127.0.0.1)",
         },
         {
-            content: "A new server is healthy",
-            trigger: ".o_form_view div[name=smtp_routing_badges] .badge:contains(Healthy)",
+            content: "A new server has not delivered anything yet, and says so",
+            trigger: ".o_form_view div[name=smtp_routing_badges] .badge:contains(Never delivered)",
         },
         {
             trigger: ".o_form_statusbar button[name=action_smtp_routing_test_email]",
@@ -99,6 +99,10 @@ registry.category("web_tour.tours").add("smtp_routing_admin_tour", {
         },
         {
             trigger: "body:not(:has(.modal))",
+        },
+        {
+            content: "Once a mail went through, the server is healthy",
+            trigger: ".o_form_view div[name=smtp_routing_badges] .badge:contains(Healthy)",
         },
         {
             trigger: ".o_notebook a.nav-link:contains(History)",
