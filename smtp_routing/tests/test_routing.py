@@ -156,6 +156,35 @@ class TestRouting(LiveSmtpCase):
         composer._action_send_mail()
         self.assertEqual(self._received_by(), {"bulk": ["en@client.example"]})
 
+    def test_composer_offers_the_route_choice_when_it_opens(self):
+        """Issue 19: "Send Through" only appeared after a refused send had saved the composer."""
+        self.consultant.groups_id = [Command.link(self.env.ref("base.group_partner_manager").id)]
+        Composer = self.env["mail.compose.message"].with_user(self.consultant)
+        view = self.env.ref("mail.email_compose_message_wizard_form")
+        arch = Composer.get_views([(view.id, "form")])["views"]["form"]["arch"]
+        self.assertIn('name="smtp_routing_route_id"', arch)
+        # as the form asks it: every field of the view (its invisible control fields too)
+        spec = dict.fromkeys(("composition_mode", "model", "res_ids", "composition_batch", "email_from"), {})
+        spec.update(smtp_routing_route_choice={}, smtp_routing_route_id={"fields": {"display_name": {}}})
+        for mode, res_ids, batch in (
+            ("comment", self.record.ids, False),  # the chatter's full composer
+            ("comment", (self.record | self.client_en).ids, True),  # "Send email" on several records of a list
+            ("mass_mail", (self.record | self.client_en).ids, True),
+        ):
+            with self.subTest(mode=mode, batch=batch):
+                context = {
+                    "default_model": "res.partner",
+                    "default_res_ids": res_ids,
+                    "default_composition_mode": mode,
+                }
+                values = Composer.with_context(**context).onchange({}, [], spec)["value"]
+                self.assertTrue(values.get("smtp_routing_route_choice"), values)
+        self.route_bulk.allow_in_composer = False
+        values = Composer.with_context(default_model="res.partner", default_res_ids=self.record.ids).onchange(
+            {}, [], spec
+        )["value"]
+        self.assertFalse(values.get("smtp_routing_route_choice"))
+
     # -- per-user server ------------------------------------------------------------------------------
     def test_users_own_server_for_personal_mail_only(self):
         own_sink = self.start_smtp_server()

@@ -26,7 +26,10 @@ class MailComposeMessage(models.TransientModel):
         for composer in self:
             composer.smtp_routing_route_id = composer.template_id.smtp_routing_route_id
 
+    @api.depends("composition_mode", "model")
     def _compute_smtp_routing_route_choice(self):
+        """Whether any route may be chosen. Depends on fields every composer has: the form's first onchange only
+        computes fields whose dependencies it sets (without any, the choice read False until a save)."""
         available = bool(self.env["smtp_routing.route"].sudo().search_count([("allow_in_composer", "=", True)]))
         for composer in self:
             composer.smtp_routing_route_choice = available
