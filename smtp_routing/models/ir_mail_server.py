@@ -399,6 +399,16 @@ class IrMailServer(models.Model):
     smtp_routing_daily_used = fields.Integer(
         string="Used Today (UTC)", compute="_compute_smtp_routing_queue_status", groups=ADMINS
     )
+    # What each bar is, as people say it ("10 per hour"), and why it differs from the sent counts when it does.
+    smtp_routing_throttle_caption = fields.Char(
+        string="Throttle Window", compute="_compute_smtp_routing_queue_status", groups=ADMINS
+    )
+    smtp_routing_hourly_caption = fields.Char(
+        string="Hourly Cap", compute="_compute_smtp_routing_queue_status", groups=ADMINS
+    )
+    smtp_routing_daily_caption = fields.Char(
+        string="Daily Cap", compute="_compute_smtp_routing_queue_status", groups=ADMINS
+    )
     # Routing: where this server is used
     smtp_routing_route_ids = fields.Many2many(
         "smtp_routing.route", string="Routes", compute="_compute_smtp_routing_usage", groups=ADMINS
@@ -754,6 +764,49 @@ class IrMailServer(models.Model):
             failing[server_id] = (streak[-1].date, streak[0].category or "other", len(streak))
         return failing, delivered
 
+    def _smtp_routing_rate_text(self, count, duration, unit):
+        """A limit as people say it: "10 per hour", "500 per 24 hours" (translated)."""
+        if duration == 1:
+            texts = {
+                "seconds": self.env._("%(count)s per second", count=count),
+                "minutes": self.env._("%(count)s per minute", count=count),
+                "hours": self.env._("%(count)s per hour", count=count),
+                "days": self.env._("%(count)s per day", count=count),
+            }
+        else:
+            texts = {
+                "seconds": self.env._("%(count)s per %(duration)s seconds", count=count, duration=duration),
+                "minutes": self.env._("%(count)s per %(duration)s minutes", count=count, duration=duration),
+                "hours": self.env._("%(count)s per %(duration)s hours", count=count, duration=duration),
+                "days": self.env._("%(count)s per %(duration)s days", count=count, duration=duration),
+            }
+        return texts.get(unit or "hours", texts["hours"])
+
+    def _smtp_routing_sent_since(self, since):
+        """What the limits would have counted of the delivery history since ``since``: mails, or recipients."""
+        self.ensure_one()
+        if not since or not self.id:
+            return 0
+        Log = self.env["smtp_routing.delivery.log"].sudo()
+        domain = [("server_id", "=", self.id), ("outcome", "=", "sent"), ("date", ">=", since)]
+        if self.smtp_routing_count_recipients:
+            [(total,)] = Log._read_group(domain, aggregates=["recipient_count:sum"])
+            return total or 0
+        return Log.search_count(domain)
+
+    def _smtp_routing_bar_caption(self, rate, counted, since):
+        """``rate``, and a plain reason when the bar shows less than the history counts in the same window."""
+        if since is None:
+            return self.env._("%(rate)s - window not started: it starts with the next mail", rate=rate)
+        sent = self._smtp_routing_sent_since(since)
+        if sent > counted:
+            return self.env._(
+                "%(rate)s - counting since the limit was set (%(sent)s went out in this window in all)",
+                rate=rate,
+                sent=sent,
+            )
+        return rate
+
     def _compute_smtp_routing_queue_status(self):
         now = db_now(self.env.cr)  # the clock the queue's windows use
         failing, delivered = self._smtp_routing_recent_failures()
@@ -786,6 +839,31 @@ class IrMailServer(models.Model):
             server.smtp_routing_throttle_used = state.throttle_count
             server.smtp_routing_hourly_used = state.hour_count
             server.smtp_routing_daily_used = state.day_count
+            server.smtp_routing_throttle_caption = (
+                server._smtp_routing_bar_caption(
+                    server._smtp_routing_rate_text(
+                        limits.throttle_max, server.smtp_routing_throttle_duration, server.smtp_routing_throttle_unit
+                    ),
+                    state.throttle_count,
+                    state.throttle_start,
+                )
+                if limits.throttle_max and limits.throttle_seconds
+                else False
+            )
+            server.smtp_routing_hourly_caption = (
+                server._smtp_routing_bar_caption(
+                    self.env._("%(count)s per clock hour", count=limits.hourly_max), state.hour_count, state.hour_start
+                )
+                if limits.hourly_max
+                else False
+            )
+            server.smtp_routing_daily_caption = (
+                server._smtp_routing_bar_caption(
+                    self.env._("%(count)s per day (UTC)", count=limits.daily_max), state.day_count, state.day_start
+                )
+                if limits.daily_max
+                else False
+            )
             since, category, failures = failing.get(server.id) or (False, False, 0)
             server.smtp_routing_failing_since = since
             server.smtp_routing_failing_category = category

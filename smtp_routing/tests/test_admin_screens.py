@@ -1,9 +1,12 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """What the admin screens show: dashboard counts and quota bars, status filters, the Settings section."""
 
+from datetime import timedelta
+
 from odoo.exceptions import ValidationError
 from odoo.tests import Form, tagged
 
+from ..models.smtp_routing_server_state import db_now
 from .common import LiveSmtpCase
 
 
@@ -42,6 +45,41 @@ class TestAdminScreens(LiveSmtpCase):
             self.env["smtp_routing.delivery.log"].search(failed["domain"] + [("outcome", "=", "failed")]).category,
             "recipient_rejected",
         )
+
+    def test_quota_bars_say_what_they_count(self):
+        """Issue 19: "15 sent today" beside "Today (UTC) 0 / 200"; "Throttle (1 Hours)" is not English."""
+        self._send(3)
+        self.assertTrue(self.smtpd.wait_for(3))
+        # before the limit existed (the test's database clock stands still at the transaction's start)
+        self.env["smtp_routing.delivery.log"].search([]).date = db_now(self.env.cr) - timedelta(seconds=1)
+        server = self.mail_server
+        server.write({"smtp_routing_daily_max": 200, "smtp_routing_throttle_max": 10})
+        server.write({"smtp_routing_throttle_duration": 1, "smtp_routing_throttle_unit": "hours"})
+        self.assertEqual((server.smtp_routing_sent_today, server.smtp_routing_daily_used), (3, 0))
+        self.assertEqual(
+            server.smtp_routing_daily_caption,
+            "200 per day (UTC) - counting since the limit was set (3 went out in this window in all)",
+        )
+        self.assertEqual(
+            server.smtp_routing_throttle_caption, "10 per hour - window not started: it starts with the next mail"
+        )
+        self.assertFalse(server.smtp_routing_hourly_caption, "no hourly cap, no bar")
+        self._send(1)
+        server.invalidate_recordset()
+        self.assertEqual((server.smtp_routing_throttle_used, server.smtp_routing_throttle_caption), (1, "10 per hour"))
+        server.write({"smtp_routing_throttle_max": 500, "smtp_routing_throttle_duration": 24})
+        server.invalidate_recordset()
+        self.assertTrue(server.smtp_routing_throttle_caption.startswith("500 per 24 hours"))
+        server.write({"smtp_routing_hourly_max": 50})
+        server.invalidate_recordset()
+        self.assertEqual(server.smtp_routing_hourly_caption, "50 per clock hour - counting since the limit was set "
+                         "(4 went out in this window in all)")
+        # The dashboard shows the captions, not "Throttle (1 Hours)".
+        arch = self.env["ir.mail_server"].get_views(
+            [(self.env.ref("smtp_routing.ir_mail_server_view_kanban").id, "kanban")]
+        )["views"]["kanban"]["arch"]
+        self.assertIn("smtp_routing_throttle_caption", arch)
+        self.assertNotIn("Throttle (", arch)
 
     def test_status_filters_search_computed_statuses(self):
         Server = self.env["ir.mail_server"]
