@@ -289,15 +289,19 @@ class TestRouting(LiveSmtpCase):
                 "partner_id": self.client_en.id,
             }
         )
-        self.assertIn("route 'Consultants': purpose personal", wizard.result)
-        self.assertIn("1. personal server: primary of the route", wizard.result)
-        self.assertIn("2. transactional server: fallback 1 of the route", wizard.result)
-        self.assertIn("skipped personal server: cooling down until", wizard.result)
-        self.assertIn("Send-As: Ana Consultant may send as ana@practice.example", wizard.result)
+        lines = wizard.result.splitlines()
+        self.assertEqual(lines[0], "Would go through transactional server.", "the verdict first")
+        self.assertIn("Route Consultants, because the kind of mail is Personal", wizard.result)
+        self.assertIn("1. personal server: first server of the route", lines)
+        self.assertIn("2. transactional server: stand-in number 1, if the ones above fail", lines)
+        self.assertIn("Not now: personal server - paused after a failure until", wizard.result)
+        self.assertIn("Ana Consultant may send as ana@practice.example.", lines)
         wizard.partner_id = self.client_es
-        self.assertIn("route 'Spanish clients': language es_ES", wizard.result)
+        self.assertIn("Route Spanish clients, because the recipient reads Spanish", wizard.result)
+        self.assertNotIn("es_ES", wizard.result)
         wizard.email_from = "boss@practice.example"
-        self.assertIn("Send-As: refused", wizard.result)
+        self.assertTrue(wizard.result.startswith("Would be refused: "), wizard.result)
+        self.assertNotIn("does not cover the From", wizard.result)
 
     def test_failover_follows_the_route_order(self):
         self.sinks["personal"].add_fault("CONNECT", action="drop")
