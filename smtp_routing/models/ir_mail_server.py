@@ -943,6 +943,11 @@ class IrMailServer(models.Model):
         resolver.lifetime = 5.0
         return dns_checks.resolver_lookup(resolver)
 
+    def action_smtp_routing_dkim_keys(self):
+        """The DKIM keys, from the Deliverability tab (their menu is under Technical, in developer mode only)."""
+        require_admin(self.env)
+        return self.env["ir.actions.act_window"]._for_xml_id("smtp_routing.smtp_routing_dkim_key_action")
+
     def action_smtp_routing_check_dns(self):
         """Check SPF, DKIM and DMARC of every domain the servers send for; keep a history row when it changes."""
         require_admin(self.env)
