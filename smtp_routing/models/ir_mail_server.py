@@ -1042,11 +1042,34 @@ class IrMailServer(models.Model):
 
     @api.onchange("smtp_encryption")
     def _onchange_encryption(self):
-        """Stock Odoo resets the port to 25/465 when the encryption changes; keep a preset's port."""
-        result = super()._onchange_encryption()
+        """Stock Odoo silently resets the port to 25 (465 for SSL/TLS) when the encryption changes.
+
+        Here a typed port stays; only a port that is the usual one of another encryption (25, 465, 587, or none)
+        follows the new encryption (a preset's own port for its encryption), and a notice says so.
+        """
+        result = {}
+        if self.smtp_encryption == "ssl" and "SMTP_SSL" not in smtplib.__all__:
+            result = super()._onchange_encryption()  # its warning; the port is decided below
+        port = self.smtp_port
         preset = presets.PRESETS.get(self.smtp_routing_provider or "generic")
         if preset and preset.code != "generic" and self.smtp_encryption == preset.encryption:
-            self.smtp_port = preset.port
+            usual = preset.port
+        else:
+            usual = {"ssl": 465, "starttls": 587}.get(self.smtp_encryption, 25)
+        if port and port not in (25, 465, 587):
+            self.smtp_port = port  # typed by hand: kept
+            return result
+        self.smtp_port = usual
+        if port and port != usual and "warning" not in result:
+            result["warning"] = {
+                "title": self.env._("Port changed"),
+                "message": self.env._(
+                    "The port changed from %(old)s to %(new)s, the usual port for this encryption. Change it back "
+                    "if your server listens elsewhere.",
+                    old=port,
+                    new=usual,
+                ),
+            }
         return result
 
     # -- CRUD -----------------------------------------------------------------------
@@ -1117,7 +1140,22 @@ class IrMailServer(models.Model):
     # -- actions ----------------------------------------------------------------------
     def test_smtp_connection(self, autodetect_max_email_size=False):
         require_admin(self.env)
-        return super().test_smtp_connection(autodetect_max_email_size=autodetect_max_email_size)
+        try:
+            return super().test_smtp_connection(autodetect_max_email_size=autodetect_max_email_size)
+        except UserError as error:
+            if len(self) != 1:
+                raise
+            raise UserError(
+                self.env._(
+                    "Tried %(host)s:%(port)s (%(encryption)s).\n%(error)s",
+                    host=self.smtp_host,
+                    port=self.smtp_port,
+                    encryption=dict(self._fields["smtp_encryption"]._description_selection(self.env)).get(
+                        self.smtp_encryption, self.smtp_encryption
+                    ),
+                    error=error.args[0] if error.args else error,
+                )
+            ) from error
 
     def action_smtp_routing_test_email(self):
         require_admin(self.env)
