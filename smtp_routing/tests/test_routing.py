@@ -185,6 +185,18 @@ class TestRouting(LiveSmtpCase):
         )["value"]
         self.assertFalse(values.get("smtp_routing_route_choice"))
 
+    def test_one_record_from_a_list_composer_is_not_a_mailshot(self):
+        """Issue 19: one mail to one contact from a list's "Send email" was classed as a bulk mailshot."""
+        Composer = self.env["mail.compose.message"].with_context(
+            default_model="res.partner", default_composition_mode="mass_mail"
+        )
+        one = Composer.with_context(default_res_ids=self.client_en.ids).create({"subject": "x", "body": "<p>x</p>"})
+        self.assertNotEqual(one._prepare_mail_values_static().get("smtp_routing_purpose"), "bulk")
+        several = Composer.with_context(default_res_ids=(self.client_en | self.client_es).ids).create(
+            {"subject": "x", "body": "<p>x</p>"}
+        )
+        self.assertEqual(several._prepare_mail_values_static().get("smtp_routing_purpose"), "bulk")
+
     # -- per-user server ------------------------------------------------------------------------------
     def test_users_own_server_for_personal_mail_only(self):
         own_sink = self.start_smtp_server()

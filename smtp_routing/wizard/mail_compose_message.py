@@ -38,8 +38,8 @@ class MailComposeMessage(models.TransientModel):
         values = super()._prepare_mail_values_static()
         if self.smtp_routing_route_id:
             values["smtp_routing_route_id"] = self.smtp_routing_route_id.id
-        if self.composition_mode == "mass_mail":
-            values["smtp_routing_purpose"] = "bulk"
+        if self.composition_mode == "mass_mail" and (self.res_domain or len(self._evaluate_res_ids()) > 1):
+            values["smtp_routing_purpose"] = "bulk"  # one record from a list is one letter, not a mailshot
         return values
 
     def _render_field(self, field, *args, **kwargs):
