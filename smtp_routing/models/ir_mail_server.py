@@ -17,6 +17,7 @@ import pytz
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import config, email_domain_extract, email_normalize
+from odoo.tools.misc import format_datetime
 
 from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
@@ -46,6 +47,14 @@ ADMINS = "base.group_system"
 MAIL_LEVEL_CATEGORIES = ("recipient_rejected", "too_large", "invalid_message", "send_as_denied", "sender_rejected")
 
 _keyring_cache = {}
+
+
+def _dns_line(check, summary):
+    """ "MX: mx.example", not "MX: MX: mx.example": the check's name once."""
+    label = check.upper()
+    if summary.upper().startswith(label + ":"):
+        return summary
+    return f"{label}: {summary}"
 
 
 def _keyring():
@@ -322,7 +331,7 @@ class IrMailServer(models.Model):
         help="Limits count recipients instead of messages (Google and Microsoft count recipients).",
     )
     smtp_routing_cooldown_seconds = fields.Integer(
-        string="Cooldown (s)",
+        string="Skip After a Failure (s)",
         default=60,
         help="After a connection, login, TLS or time-out failure, or a temporary refusal, skip this server for "
         "this long; mail goes to the next server meanwhile.",
@@ -880,7 +889,7 @@ class IrMailServer(models.Model):
                 server.smtp_routing_health = "healthy"
             server.smtp_routing_quota = "\n".join(
                 self.env._("%(limit)s: %(left)s left", limit=labels[name], left=max(value, 0))
-                + (self.env._(" (resets %(when)s UTC)", when=fields.Datetime.to_string(resets)) if resets else "")
+                + (self.env._(" (resets %(when)s)", when=format_datetime(self.env, resets)) if resets else "")
                 for name, (value, resets) in left.items()
             ) or self.env._("No limit")
             server.smtp_routing_next_slot = max([cooldown] if cooldown else exhausted or [False]) or False
@@ -970,7 +979,7 @@ class IrMailServer(models.Model):
                     diagnosis = dns_checks.diagnose(domain, lookup, ips=ips, provider=provider, selectors=selectors)
                     status = diagnosis.status
                     report = "\n".join(
-                        f"[{f.status.upper()}] {f.check.upper()}: {f.summary}" for f in diagnosis.findings
+                        f"[{f.status.upper()}] {_dns_line(f.check, f.summary)}" for f in diagnosis.findings
                     )
                     fixes = "\n".join(f.fix for f in diagnosis.findings if f.fix) or False
                 except Exception as error:  # noqa: BLE001 - a DNS failure is a result to show, not a crash

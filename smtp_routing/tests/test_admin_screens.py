@@ -124,6 +124,33 @@ class TestAdminScreens(LiveSmtpCase):
         self.assertFalse(again.smtp_routing_enforce_send_as)
         self.assertEqual(again.smtp_routing_log_retention_days, 0)
 
+    def test_smaller_screen_truths(self):
+        """Issue 19, the smaller things."""
+        ICP = self.env["ir.config_parameter"]
+        ICP.set_param("base_setup.default_external_email_server", False)
+        # Odoo's own box is ticked while servers route mail
+        self.assertTrue(self.env["res.config.settings"].create({}).external_email_server_default)
+        views = self.env["res.config.settings"].get_views([(False, "form")])["views"]["form"]["arch"]
+        self.assertIn("d-flex align-items-baseline gap-2", views, "each checkbox on the line of its label")
+        # "resets" in the reader's time zone, as Next Free Slot
+        server = self.mail_server
+        server.with_context(tz="Europe/Madrid").smtp_routing_hourly_max = 4
+        self._send(1)
+        quota = server.with_context(tz="Europe/Madrid")
+        quota.invalidate_recordset()
+        self.assertIn("resets", quota.smtp_routing_quota)
+        self.assertNotIn("UTC", quota.smtp_routing_quota)
+        # the batch interval only shows while batching is on; the cooldown is not called a pause
+        form = self.env["ir.mail_server"].get_views([(False, "form")])["views"]["form"]["arch"]
+        self.assertRegex(form, r'name="smtp_routing_batch_interval"[^>]*invisible="not smtp_routing_batch_max_count')
+        cooldown = self.env["ir.mail_server"]._fields["smtp_routing_cooldown_seconds"]
+        self.assertEqual(cooldown.string, "Skip After a Failure (s)")
+        # the DNS report names each check once
+        from ..models.ir_mail_server import _dns_line
+
+        self.assertEqual(_dns_line("mx", "MX: mx.example; all offer STARTTLS"), "MX: mx.example; all offer STARTTLS")
+        self.assertEqual(_dns_line("dmarc", "no DMARC record"), "DMARC: no DMARC record")
+
     def test_settings_refuse_a_dns_server_name_and_a_negative_retention(self):
         with self.assertRaisesRegex(ValidationError, "must be an IP address"):
             self.env["res.config.settings"].create({"smtp_routing_dns_nameserver": "dns.example.com"})
