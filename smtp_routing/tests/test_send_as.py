@@ -412,6 +412,8 @@ class TestPersonalServers(SendAsCommon, LiveSmtpCase):
         super().setUpClass()
         cls.own_sink = cls.start_smtp_server(credentials={"ana": "ana-secret"})
         cls.env["ir.config_parameter"].set_param("smtp_routing.allow_personal_servers", "1")
+        # the users' own server of these tests is the fixture on 127.0.0.1, a private address
+        cls.env["ir.config_parameter"].set_param("smtp_routing.personal_servers_allow_private", "1")
 
     def setUp(self):
         super().setUp()
