@@ -19,6 +19,7 @@ from markupsafe import Markup
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import config, email_domain_extract, email_normalize
+from odoo.tools.misc import format_datetime
 
 from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
@@ -30,6 +31,7 @@ from ..tools.headers import RawHeader, keep_raw
 from ..tools.smtp_errors import MessageTooLarge, classify
 from . import oauth, params
 from .access import require_admin
+from .smtp_routing_delivery_log import CATEGORY_SELECTION
 from .smtp_routing_server_state import db_now, state_from_row
 
 _logger = logging.getLogger(__name__)
@@ -68,11 +70,23 @@ def token_field(string, inverse):
         groups=ADMINS,
         help="Write-only: stored encrypted by smtp_routing, never shown; decrypted only to sign in.",
     )
+
+
 PROVIDER_LABELS = {"gmail": "Google", "outlook": "Microsoft 365"}
 # The provider presets that sign in with OAuth where Odoo's module for it is installed.
 PRESET_OAUTH = {"microsoft365": "outlook", "gmail": "gmail", "google_workspace": "gmail"}
+# Failures that say something about one mail (its recipients, size, sender), not about the server.
+MAIL_LEVEL_CATEGORIES = ("recipient_rejected", "too_large", "invalid_message", "send_as_denied", "sender_rejected")
 
 _keyring_cache = {}
+
+
+def _dns_line(check, summary):
+    """ "MX: mx.example", not "MX: MX: mx.example": the check's name once."""
+    label = check.upper()
+    if summary.upper().startswith(label + ":"):
+        return summary
+    return f"{label}: {summary}"
 
 
 def _keyring():
@@ -400,7 +414,7 @@ class IrMailServer(models.Model):
         help="Limits count recipients instead of messages (Google and Microsoft count recipients).",
     )
     smtp_routing_cooldown_seconds = fields.Integer(
-        string="Cooldown (s)",
+        string="Skip After a Failure (s)",
         default=60,
         help="After a connection, login, TLS or time-out failure, or a temporary refusal, skip this server for "
         "this long; mail goes to the next server meanwhile.",
@@ -425,11 +439,34 @@ class IrMailServer(models.Model):
     )
     # Status, counters, errors and server replies: administrators only (field groups).
     smtp_routing_health = fields.Selection(
-        [("healthy", "Healthy"), ("cooling", "Cooling down"), ("limited", "Over a limit")],
+        [
+            ("failing", "Failing"),
+            ("never", "Never delivered"),
+            ("cooling", "Cooling down"),
+            ("limited", "Over a limit"),
+            ("healthy", "Healthy"),
+        ],
         string="Status",
         compute="_compute_smtp_routing_queue_status",
         search="_search_smtp_routing_health",
         groups=ADMINS,
+        help="From what actually happened (the delivery history, test emails included). Failing: its latest "
+        "attempts failed (connection, login, TLS, time-out...) and none went through since. Never delivered: no "
+        "mail went through it in the delivery history. Cooling down: skipped for a while after a failure. "
+        "Over a limit: a sending limit is used up until its window resets. Healthy: its latest attempt went "
+        "through.",
+    )
+    smtp_routing_failing_category = fields.Selection(
+        CATEGORY_SELECTION, string="Failing With", compute="_compute_smtp_routing_queue_status", groups=ADMINS
+    )
+    smtp_routing_failing_since = fields.Datetime(
+        string="Failing Since",
+        compute="_compute_smtp_routing_queue_status",
+        groups=ADMINS,
+        help="The first of the failed attempts since the last mail that went through.",
+    )
+    smtp_routing_failing_count = fields.Integer(
+        string="Failed Attempts in a Row", compute="_compute_smtp_routing_queue_status", groups=ADMINS
     )
     smtp_routing_cooldown_until = fields.Datetime(
         string="Cooling Down Until", compute="_compute_smtp_routing_queue_status", groups=ADMINS
@@ -453,6 +490,16 @@ class IrMailServer(models.Model):
     )
     smtp_routing_daily_used = fields.Integer(
         string="Used Today (UTC)", compute="_compute_smtp_routing_queue_status", groups=ADMINS
+    )
+    # What each bar is, as people say it ("10 per hour"), and why it differs from the sent counts when it does.
+    smtp_routing_throttle_caption = fields.Char(
+        string="Throttle Window", compute="_compute_smtp_routing_queue_status", groups=ADMINS
+    )
+    smtp_routing_hourly_caption = fields.Char(
+        string="Hourly Cap", compute="_compute_smtp_routing_queue_status", groups=ADMINS
+    )
+    smtp_routing_daily_caption = fields.Char(
+        string="Daily Cap", compute="_compute_smtp_routing_queue_status", groups=ADMINS
     )
     # Routing: where this server is used
     smtp_routing_route_ids = fields.Many2many(
@@ -793,8 +840,92 @@ class IrMailServer(models.Model):
             "batch": self.env._("batch"),
         }
 
+    def _smtp_routing_recent_failures(self):
+        """{server id: (failing since, latest category, failed attempts in a row)} for the servers whose latest
+        server-level attempt failed, and the set of servers with a successful delivery on record.
+
+        From the delivery history (test emails included); refusals by a rule and failures that concern one
+        mail only (a refused recipient, a message too large) say nothing about the server and are left out.
+        """
+        if not self.ids:
+            return {}, set()
+        Log = self.env["smtp_routing.delivery.log"].sudo()
+        Log.flush_model()
+        self.env.cr.execute(
+            """SELECT server_id,
+                      MAX(date) FILTER (WHERE outcome = 'sent'),
+                      MAX(date) FILTER (WHERE outcome = 'failed')
+                 FROM smtp_routing_delivery_log
+                WHERE server_id IN %s AND stage != 'policy' AND outcome IN ('sent', 'failed')
+                  AND (outcome = 'sent' OR category IS NULL OR category NOT IN %s)
+             GROUP BY server_id""",
+            [tuple(self.ids), MAIL_LEVEL_CATEGORIES],
+        )
+        failing, delivered = {}, set()
+        for server_id, last_sent, last_failed in self.env.cr.fetchall():
+            if last_sent:
+                delivered.add(server_id)
+            if not last_failed or (last_sent and last_sent >= last_failed):
+                continue
+            streak = Log.search(
+                [
+                    ("server_id", "=", server_id),
+                    ("stage", "!=", "policy"),
+                    ("outcome", "=", "failed"),
+                    ("category", "not in", MAIL_LEVEL_CATEGORIES),
+                ]
+                + ([("date", ">", last_sent)] if last_sent else []),
+                order="date desc, id desc",
+            )
+            failing[server_id] = (streak[-1].date, streak[0].category or "other", len(streak))
+        return failing, delivered
+
+    def _smtp_routing_rate_text(self, count, duration, unit):
+        """A limit as people say it: "10 per hour", "500 per 24 hours" (translated)."""
+        if duration == 1:
+            texts = {
+                "seconds": self.env._("%(count)s per second", count=count),
+                "minutes": self.env._("%(count)s per minute", count=count),
+                "hours": self.env._("%(count)s per hour", count=count),
+                "days": self.env._("%(count)s per day", count=count),
+            }
+        else:
+            texts = {
+                "seconds": self.env._("%(count)s per %(duration)s seconds", count=count, duration=duration),
+                "minutes": self.env._("%(count)s per %(duration)s minutes", count=count, duration=duration),
+                "hours": self.env._("%(count)s per %(duration)s hours", count=count, duration=duration),
+                "days": self.env._("%(count)s per %(duration)s days", count=count, duration=duration),
+            }
+        return texts.get(unit or "hours", texts["hours"])
+
+    def _smtp_routing_sent_since(self, since):
+        """What the limits would have counted of the delivery history since ``since``: mails, or recipients."""
+        self.ensure_one()
+        if not since or not self.id:
+            return 0
+        Log = self.env["smtp_routing.delivery.log"].sudo()
+        domain = [("server_id", "=", self.id), ("outcome", "=", "sent"), ("date", ">=", since)]
+        if self.smtp_routing_count_recipients:
+            [(total,)] = Log._read_group(domain, aggregates=["recipient_count:sum"])
+            return total or 0
+        return Log.search_count(domain)
+
+    def _smtp_routing_bar_caption(self, rate, counted, since):
+        """``rate``, and a plain reason when the bar shows less than the history counts in the same window."""
+        if since is None:
+            return self.env._("%(rate)s - window not started: it starts with the next mail", rate=rate)
+        sent = self._smtp_routing_sent_since(since)
+        if sent > counted:
+            return self.env._(
+                "%(rate)s - counting since the limit was set (%(sent)s went out in this window in all)",
+                rate=rate,
+                sent=sent,
+            )
+        return rate
+
     def _compute_smtp_routing_queue_status(self):
         now = db_now(self.env.cr)  # the clock the queue's windows use
+        failing, delivered = self._smtp_routing_recent_failures()
         rows = self.env["smtp_routing.server.state"].sudo()._smtp_routing_read(self)
         queued = dict(
             self.env["mail.mail"]
@@ -824,10 +955,48 @@ class IrMailServer(models.Model):
             server.smtp_routing_throttle_used = state.throttle_count
             server.smtp_routing_hourly_used = state.hour_count
             server.smtp_routing_daily_used = state.day_count
-            server.smtp_routing_health = "cooling" if cooldown else ("limited" if exhausted else "healthy")
+            server.smtp_routing_throttle_caption = (
+                server._smtp_routing_bar_caption(
+                    server._smtp_routing_rate_text(
+                        limits.throttle_max, server.smtp_routing_throttle_duration, server.smtp_routing_throttle_unit
+                    ),
+                    state.throttle_count,
+                    state.throttle_start,
+                )
+                if limits.throttle_max and limits.throttle_seconds
+                else False
+            )
+            server.smtp_routing_hourly_caption = (
+                server._smtp_routing_bar_caption(
+                    self.env._("%(count)s per clock hour", count=limits.hourly_max), state.hour_count, state.hour_start
+                )
+                if limits.hourly_max
+                else False
+            )
+            server.smtp_routing_daily_caption = (
+                server._smtp_routing_bar_caption(
+                    self.env._("%(count)s per day (UTC)", count=limits.daily_max), state.day_count, state.day_start
+                )
+                if limits.daily_max
+                else False
+            )
+            since, category, failures = failing.get(server.id) or (False, False, 0)
+            server.smtp_routing_failing_since = since
+            server.smtp_routing_failing_category = category
+            server.smtp_routing_failing_count = failures
+            if cooldown:
+                server.smtp_routing_health = "cooling"
+            elif since:
+                server.smtp_routing_health = "failing"
+            elif exhausted:
+                server.smtp_routing_health = "limited"
+            elif server.id not in delivered:
+                server.smtp_routing_health = "never"
+            else:
+                server.smtp_routing_health = "healthy"
             server.smtp_routing_quota = "\n".join(
                 self.env._("%(limit)s: %(left)s left", limit=labels[name], left=max(value, 0))
-                + (self.env._(" (resets %(when)s UTC)", when=fields.Datetime.to_string(resets)) if resets else "")
+                + (self.env._(" (resets %(when)s)", when=format_datetime(self.env, resets)) if resets else "")
                 for name, (value, resets) in left.items()
             ) or self.env._("No limit")
             server.smtp_routing_next_slot = max([cooldown] if cooldown else exhausted or [False]) or False
@@ -890,6 +1059,11 @@ class IrMailServer(models.Model):
         resolver.lifetime = 5.0
         return dns_checks.resolver_lookup(resolver)
 
+    def action_smtp_routing_dkim_keys(self):
+        """The DKIM keys, from the Deliverability tab (their menu is under Technical, in developer mode only)."""
+        require_admin(self.env)
+        return self.env["ir.actions.act_window"]._for_xml_id("smtp_routing.smtp_routing_dkim_key_action")
+
     def action_smtp_routing_check_dns(self):
         """Check SPF, DKIM and DMARC of every domain the servers send for; keep a history row when it changes."""
         require_admin(self.env)
@@ -912,7 +1086,7 @@ class IrMailServer(models.Model):
                     diagnosis = dns_checks.diagnose(domain, lookup, ips=ips, provider=provider, selectors=selectors)
                     status = diagnosis.status
                     report = "\n".join(
-                        f"[{f.status.upper()}] {f.check.upper()}: {f.summary}" for f in diagnosis.findings
+                        f"[{f.status.upper()}] {_dns_line(f.check, f.summary)}" for f in diagnosis.findings
                     )
                     fixes = "\n".join(f.fix for f in diagnosis.findings if f.fix) or False
                 except Exception as error:  # noqa: BLE001 - a DNS failure is a result to show, not a crash
@@ -990,11 +1164,34 @@ class IrMailServer(models.Model):
 
     @api.onchange("smtp_encryption")
     def _onchange_encryption(self):
-        """Stock Odoo resets the port to 25/465 when the encryption changes; keep a preset's port."""
-        result = super()._onchange_encryption()
+        """Stock Odoo silently resets the port to 25 (465 for SSL/TLS) when the encryption changes.
+
+        Here a typed port stays; only a port that is the usual one of another encryption (25, 465, 587, or none)
+        follows the new encryption (a preset's own port for its encryption), and a notice says so.
+        """
+        result = {}
+        if self.smtp_encryption == "ssl" and "SMTP_SSL" not in smtplib.__all__:
+            result = super()._onchange_encryption()  # its warning; the port is decided below
+        port = self.smtp_port
         preset = presets.PRESETS.get(self.smtp_routing_provider or "generic")
         if preset and preset.code != "generic" and self.smtp_encryption == preset.encryption:
-            self.smtp_port = preset.port
+            usual = preset.port
+        else:
+            usual = {"ssl": 465, "starttls": 587}.get(self.smtp_encryption, 25)
+        if port and port not in (25, 465, 587):
+            self.smtp_port = port  # typed by hand: kept
+            return result
+        self.smtp_port = usual
+        if port and port != usual and "warning" not in result:
+            result["warning"] = {
+                "title": self.env._("Port changed"),
+                "message": self.env._(
+                    "The port changed from %(old)s to %(new)s, the usual port for this encryption. Change it back "
+                    "if your server listens elsewhere.",
+                    old=port,
+                    new=usual,
+                ),
+            }
         return result
 
     # -- CRUD -----------------------------------------------------------------------
@@ -1074,7 +1271,22 @@ class IrMailServer(models.Model):
     # -- actions ----------------------------------------------------------------------
     def test_smtp_connection(self, autodetect_max_email_size=False):
         require_admin(self.env)
-        return super().test_smtp_connection(autodetect_max_email_size=autodetect_max_email_size)
+        try:
+            return super().test_smtp_connection(autodetect_max_email_size=autodetect_max_email_size)
+        except UserError as error:
+            if len(self) != 1:
+                raise
+            raise UserError(
+                self.env._(
+                    "Tried %(host)s:%(port)s (%(encryption)s).\n%(error)s",
+                    host=self.smtp_host,
+                    port=self.smtp_port,
+                    encryption=dict(self._fields["smtp_encryption"]._description_selection(self.env)).get(
+                        self.smtp_encryption, self.smtp_encryption
+                    ),
+                    error=error.args[0] if error.args else error,
+                )
+            ) from error
 
     def action_smtp_routing_apply_preset_limits(self):
         """Set the Limits tab to the provider's published limits, a little below them (one click)."""

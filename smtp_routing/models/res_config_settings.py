@@ -37,6 +37,9 @@ class ResConfigSettings(models.TransientModel):
             smtp_routing_log_retention_days=params.integer(self.env, RETENTION_PARAM, DEFAULT_RETENTION_DAYS),
             smtp_routing_dns_nameserver=self.env["ir.config_parameter"].sudo().get_param(DNS_NAMESERVER) or False,
         )
+        if self.env["ir.mail_server"].sudo().search_count([], limit=1):
+            # Odoo's own "Use Custom Email Servers" box: mail goes through the servers here, so it is ticked
+            res["external_email_server_default"] = True
         return res
 
     def set_values(self):

@@ -98,6 +98,80 @@ class SmtpRoutingDeliveryLog(models.Model):
     reply = fields.Text(string="Server Reply", readonly=True)
     duration_ms = fields.Integer(string="Duration (ms)", readonly=True, aggregator="avg")
     summary = fields.Char(compute="_compute_summary")
+    hint = fields.Char(string="What to Do", compute="_compute_hint")
+
+    def _compute_hint(self):
+        for log in self:
+            if log.outcome == "sent":
+                log.hint = False
+            elif log.outcome == "bounced":
+                log.hint = self._smtp_routing_bounce_hint(log.bounce_class)
+            else:
+                server = log.server_id.sudo()
+                log.hint = self._smtp_routing_hint(log.category, server.smtp_host, server.smtp_port)
+
+    @api.model
+    def _smtp_routing_bounce_hint(self, bounce_class):
+        return {
+            "hard": self.env._("The address does not exist: correct it or remove it."),
+            "soft": self.env._("The mailbox is full or unavailable for now: Odoo may try it again later."),
+            "policy": self.env._(
+                "The receiver blocked the mail or its sender: check SPF, DKIM and DMARC (Deliverability tab) and "
+                "the content."
+            ),
+        }.get(bounce_class, self.env._("Read the receiving server's words in the reply."))
+
+    @api.model
+    def _smtp_routing_hint(self, category, host=None, port=None):
+        """What to do about a failed attempt of ``category``, naming the host:port tried when it matters."""
+        where = f"{host}:{port}" if host and port else (host or self.env._("the server"))
+        connection = self.env._(
+            "Nothing answered at %(where)s: check the host and the port, and that this Odoo may reach it (firewall).",
+            where=where,
+        )
+        if port == 25:
+            connection += " " + self.env._("Many providers block port 25: try 587 (STARTTLS) or 465 (SSL/TLS).")
+        hints = {
+            "auth": self.env._(
+                "Check the user name and password (for Google and Microsoft: an app password, or "
+                "OAuth; for SendGrid and Postmark: the API key)."
+            ),
+            "password_retired": self.env._(
+                "The provider no longer accepts a password for SMTP (Microsoft turns Basic authentication off at "
+                "the end of December 2026; Google ended password sign-in for Workspace on 1 May 2025): press "
+                "Switch to OAuth on the server form, then Connect your account."
+            ),
+            "oauth_revoked": self.env._(
+                "The provider no longer accepts this server's sign-in (consent revoked or expired, or the "
+                "application's client secret expired): reconnect the account (Connect your account on the server "
+                "form), or renew the client secret in Settings first."
+            ),
+            "connection_refused": connection,
+            "dns": self.env._("The host name %(host)s does not resolve: check its spelling.", host=host or "?"),
+            "timeout": self.env._(
+                "%(where)s did not answer in time: check the host, the port and the firewall.", where=where
+            ),
+            "tls": self.env._(
+                "Check the encryption: port 465 uses SSL/TLS, port 587 uses STARTTLS; "
+                "the server certificate must be valid for the host name."
+            ),
+            "sender_rejected": self.env._(
+                "The server refuses this From address: use an address this account may "
+                "send from, or set the server's From email."
+            ),
+            "send_as_denied": self.env._(
+                "The account may not send as this From address: grant it Send-As "
+                "permission at your provider, or send from the account's own address."
+            ),
+            "recipient_rejected": self.env._("The server refused the recipient: check the address."),
+            "too_large": self.env._("The message is larger than the server accepts."),
+            "temporary": self.env._(
+                "The server refused for now (rate limit, greylisting or busy): try again in a few minutes."
+            ),
+            "config": self.env._("Fix the configuration named in the reply."),
+            "invalid_message": self.env._("The mail has no valid recipient or From address: correct it."),
+        }
+        return hints.get(category, self.env._("See the server's reply."))
 
     @api.depends("outcome", "category", "bounce_class", "smtp_code", "enhanced_status", "reply", "server_name")
     def _compute_summary(self):

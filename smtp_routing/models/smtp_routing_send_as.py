@@ -212,15 +212,15 @@ class Judge:
             if approved:
                 return _(
                     "%(address)s is not the address an administrator approved for %(user)s (%(approved)s). Send "
-                    "from %(approved)s, or ask an administrator to approve the new address (Settings > Users > "
-                    "%(user)s > Approved Sending Address).",
+                    "from %(approved)s, or ask an administrator to approve the new address (in your user, field "
+                    "Approved Sending Address).",
                     address=verdict.address,
                     user=name,
                     approved=approved,
                 )
             return _(
                 "%(address)s is not the address an administrator approved for %(user)s, who has none yet: ask an "
-                "administrator to approve it (Settings > Users > %(user)s > Approved Sending Address).",
+                "administrator to approve it (in your user, field Approved Sending Address).",
                 address=verdict.address,
                 user=name,
             )
@@ -285,9 +285,17 @@ class Judge:
                 user=name,
                 company=company.name if company else "?",
             )
+        if user and user.sudo().has_group("base.group_system"):
+            # a path an administrator can follow without developer mode (the Technical menu needs it)
+            return _(
+                "%(user)s may not send as %(address)s. Send from your own address, or grant a Send-As permission: "
+                "Settings, section Outgoing Mail Routing, Send-As Permissions.",
+                user=name,
+                address=verdict.address,
+            )
         return _(
-            "%(user)s may not send as %(address)s. Send from your own address, or ask an administrator for a "
-            "Send-As permission (Settings > Technical > Email > Send-As Permissions).",
+            "%(user)s may not send as %(address)s. Send from your own address, or ask an administrator to give "
+            "you a Send-As permission for %(address)s.",
             user=name,
             address=verdict.address,
         )

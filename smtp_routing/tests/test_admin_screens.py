@@ -1,9 +1,12 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """What the admin screens show: dashboard counts and quota bars, status filters, the Settings section."""
 
+from datetime import timedelta
+
 from odoo.exceptions import ValidationError
 from odoo.tests import Form, tagged
 
+from ..models.smtp_routing_server_state import db_now
 from .common import LiveSmtpCase
 
 
@@ -43,9 +46,44 @@ class TestAdminScreens(LiveSmtpCase):
             "recipient_rejected",
         )
 
+    def test_quota_bars_say_what_they_count(self):
+        """Issue 19: "15 sent today" beside "Today (UTC) 0 / 200"; "Throttle (1 Hours)" is not English."""
+        self._send(3)
+        self.assertTrue(self.smtpd.wait_for(3))
+        # before the limit existed (the test's database clock stands still at the transaction's start)
+        self.env["smtp_routing.delivery.log"].search([]).date = db_now(self.env.cr) - timedelta(seconds=1)
+        server = self.mail_server
+        server.write({"smtp_routing_daily_max": 200, "smtp_routing_throttle_max": 10})
+        server.write({"smtp_routing_throttle_duration": 1, "smtp_routing_throttle_unit": "hours"})
+        self.assertEqual((server.smtp_routing_sent_today, server.smtp_routing_daily_used), (3, 0))
+        self.assertEqual(
+            server.smtp_routing_daily_caption,
+            "200 per day (UTC) - counting since the limit was set (3 went out in this window in all)",
+        )
+        self.assertEqual(
+            server.smtp_routing_throttle_caption, "10 per hour - window not started: it starts with the next mail"
+        )
+        self.assertFalse(server.smtp_routing_hourly_caption, "no hourly cap, no bar")
+        self._send(1)
+        server.invalidate_recordset()
+        self.assertEqual((server.smtp_routing_throttle_used, server.smtp_routing_throttle_caption), (1, "10 per hour"))
+        server.write({"smtp_routing_throttle_max": 500, "smtp_routing_throttle_duration": 24})
+        server.invalidate_recordset()
+        self.assertTrue(server.smtp_routing_throttle_caption.startswith("500 per 24 hours"))
+        server.write({"smtp_routing_hourly_max": 50})
+        server.invalidate_recordset()
+        self.assertEqual(server.smtp_routing_hourly_caption, "50 per clock hour - counting since the limit was set "
+                         "(4 went out in this window in all)")
+        # The dashboard shows the captions, not "Throttle (1 Hours)".
+        arch = self.env["ir.mail_server"].get_views(
+            [(self.env.ref("smtp_routing.ir_mail_server_view_kanban").id, "kanban")]
+        )["views"]["kanban"]["arch"]
+        self.assertIn("smtp_routing_throttle_caption", arch)
+        self.assertNotIn("Throttle (", arch)
+
     def test_status_filters_search_computed_statuses(self):
         Server = self.env["ir.mail_server"]
-        self.assertIn(self.mail_server, Server.search([("smtp_routing_health", "=", "healthy")]))
+        self.assertIn(self.mail_server, Server.search([("smtp_routing_health", "=", "never")]))
         self.env["smtp_routing.server.state"]._smtp_routing_failed(self.mail_server, "connection_refused")
         self.mail_server.invalidate_recordset()
         self.assertEqual(Server.search([("smtp_routing_health", "=", "cooling")]), self.mail_server)
@@ -85,6 +123,33 @@ class TestAdminScreens(LiveSmtpCase):
         again = self.env["res.config.settings"].create({})
         self.assertFalse(again.smtp_routing_enforce_send_as)
         self.assertEqual(again.smtp_routing_log_retention_days, 0)
+
+    def test_smaller_screen_truths(self):
+        """Issue 19, the smaller things."""
+        ICP = self.env["ir.config_parameter"]
+        ICP.set_param("base_setup.default_external_email_server", False)
+        # Odoo's own box is ticked while servers route mail
+        self.assertTrue(self.env["res.config.settings"].create({}).external_email_server_default)
+        views = self.env["res.config.settings"].get_views([(False, "form")])["views"]["form"]["arch"]
+        self.assertIn("d-flex align-items-baseline gap-2", views, "each checkbox on the line of its label")
+        # "resets" in the reader's time zone, as Next Free Slot
+        server = self.mail_server
+        server.with_context(tz="Europe/Madrid").smtp_routing_hourly_max = 4
+        self._send(1)
+        quota = server.with_context(tz="Europe/Madrid")
+        quota.invalidate_recordset()
+        self.assertIn("resets", quota.smtp_routing_quota)
+        self.assertNotIn("UTC", quota.smtp_routing_quota)
+        # the batch interval only shows while batching is on; the cooldown is not called a pause
+        form = self.env["ir.mail_server"].get_views([(False, "form")])["views"]["form"]["arch"]
+        self.assertRegex(form, r'name="smtp_routing_batch_interval"[^>]*invisible="not smtp_routing_batch_max_count')
+        cooldown = self.env["ir.mail_server"]._fields["smtp_routing_cooldown_seconds"]
+        self.assertEqual(cooldown.string, "Skip After a Failure (s)")
+        # the DNS report names each check once
+        from ..models.ir_mail_server import _dns_line
+
+        self.assertEqual(_dns_line("mx", "MX: mx.example; all offer STARTTLS"), "MX: mx.example; all offer STARTTLS")
+        self.assertEqual(_dns_line("dmarc", "no DMARC record"), "DMARC: no DMARC record")
 
     def test_settings_refuse_a_dns_server_name_and_a_negative_retention(self):
         with self.assertRaisesRegex(ValidationError, "must be an IP address"):

@@ -168,6 +168,7 @@ class TestCredentialsNotReadable(_CredentialsSetup, TransactionCase):
         for method in (
             "action_smtp_routing_rotate_keys",
             "action_smtp_routing_check_dns",
+            "action_smtp_routing_dkim_keys",
             "action_smtp_routing_clear_password",
             "action_smtp_routing_test_email",
             "action_smtp_routing_history",

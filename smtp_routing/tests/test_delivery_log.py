@@ -71,6 +71,28 @@ class TestDeliveryLog(LiveSmtpCase):
         self.create_mail().send()
         self.assertEqual(self._logs().category, "connection_refused")
 
+    def test_history_rows_say_what_to_do_and_show_no_code_without_a_reply(self):
+        """Issue 19: the problem was cut, a code 0 showed where no reply came, and only the test dialog hinted."""
+        port = closed_port()
+        self.mail_server.smtp_port = port
+        self.create_mail().send()
+        log = self._logs()
+        self.assertEqual((log.category, log.smtp_code), ("connection_refused", 0))
+        self.assertIn(f"127.0.0.1:{port}", log.hint)
+        self.mail_server.smtp_port = self.smtpd.port
+        self.env["smtp_routing.server.state"]._smtp_routing_succeeded(self.mail_server)  # end its cooldown
+        self.smtpd.add_fault("RCPT", reply="550 5.1.1 No such user", times=1)
+        self.create_mail(email_to="ghost@example.com").send()
+        rejected = self._logs()[0]  # the latest
+        self.assertEqual(rejected.hint, "The server refused the recipient: check the address.")
+        for ref in ("smtp_routing.smtp_routing_delivery_log_view_list", "smtp_routing.ir_mail_server_view_form"):
+            arch = self.env[self.env.ref(ref).model].get_views([(self.env.ref(ref).id, ref.split("_")[-1])])
+            arch = next(iter(arch["views"].values()))["arch"]
+            with self.subTest(view=ref):
+                self.assertIn('name="hint"', arch)
+                self.assertRegex(arch, r'name="smtp_code"[^>]*invisible="not smtp_code"')
+                self.assertRegex(arch, r'name="category"[^>]*width="190px"', "room for the whole problem")
+
     def test_tls_against_plain_port(self):
         plain = self.start_smtp_server()
         server = self.create_mail_server(plain, name="Plain", smtp_encryption="ssl", sequence=0)

@@ -56,6 +56,16 @@ class TestPersonalServers(LiveSmtpCase):
         wizard.action_save()
         return self.user.smtp_routing_server_id
 
+    def test_first_setup_does_not_talk_of_a_current_password(self):
+        """Issue 19: "leave empty to keep the current one" showed on first setup, when there is none."""
+        Wizard = self.env["smtp_routing.personal.server"].with_user(self.user)
+        arch = Wizard.get_views([(False, "form")])["views"]["form"]["arch"]
+        self.assertNotIn("leave empty to keep the current one", arch)
+        self.assertFalse(Wizard.default_get(["password_stored"]).get("password_stored"))
+        self.env["ir.config_parameter"].set_param("smtp_routing.personal_servers_allow_private", "1")
+        self._personal_server(self.start_smtp_server(credentials={"ana@practice.example": "ana-own-secret"}))
+        self.assertTrue(Wizard.default_get(["password_stored"])["password_stored"], "now there is one to keep")
+
     def test_personal_servers_on_private_networks_are_refused(self):
         Wizard = self.env["smtp_routing.personal.server"].with_user(self.user)
         for host, kind in (

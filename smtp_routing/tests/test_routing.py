@@ -156,6 +156,47 @@ class TestRouting(LiveSmtpCase):
         composer._action_send_mail()
         self.assertEqual(self._received_by(), {"bulk": ["en@client.example"]})
 
+    def test_composer_offers_the_route_choice_when_it_opens(self):
+        """Issue 19: "Send Through" only appeared after a refused send had saved the composer."""
+        self.consultant.groups_id = [Command.link(self.env.ref("base.group_partner_manager").id)]
+        Composer = self.env["mail.compose.message"].with_user(self.consultant)
+        view = self.env.ref("mail.email_compose_message_wizard_form")
+        arch = Composer.get_views([(view.id, "form")])["views"]["form"]["arch"]
+        self.assertIn('name="smtp_routing_route_id"', arch)
+        # as the form asks it: every field of the view (its invisible control fields too)
+        spec = dict.fromkeys(("composition_mode", "model", "res_ids", "composition_batch", "email_from"), {})
+        spec.update(smtp_routing_route_choice={}, smtp_routing_route_id={"fields": {"display_name": {}}})
+        for mode, res_ids, batch in (
+            ("comment", self.record.ids, False),  # the chatter's full composer
+            ("comment", (self.record | self.client_en).ids, True),  # "Send email" on several records of a list
+            ("mass_mail", (self.record | self.client_en).ids, True),
+        ):
+            with self.subTest(mode=mode, batch=batch):
+                context = {
+                    "default_model": "res.partner",
+                    "default_res_ids": res_ids,
+                    "default_composition_mode": mode,
+                }
+                values = Composer.with_context(**context).onchange({}, [], spec)["value"]
+                self.assertTrue(values.get("smtp_routing_route_choice"), values)
+        self.route_bulk.allow_in_composer = False
+        values = Composer.with_context(default_model="res.partner", default_res_ids=self.record.ids).onchange(
+            {}, [], spec
+        )["value"]
+        self.assertFalse(values.get("smtp_routing_route_choice"))
+
+    def test_one_record_from_a_list_composer_is_not_a_mailshot(self):
+        """Issue 19: one mail to one contact from a list's "Send email" was classed as a bulk mailshot."""
+        Composer = self.env["mail.compose.message"].with_context(
+            default_model="res.partner", default_composition_mode="mass_mail"
+        )
+        one = Composer.with_context(default_res_ids=self.client_en.ids).create({"subject": "x", "body": "<p>x</p>"})
+        self.assertNotEqual(one._prepare_mail_values_static().get("smtp_routing_purpose"), "bulk")
+        several = Composer.with_context(default_res_ids=(self.client_en | self.client_es).ids).create(
+            {"subject": "x", "body": "<p>x</p>"}
+        )
+        self.assertEqual(several._prepare_mail_values_static().get("smtp_routing_purpose"), "bulk")
+
     # -- per-user server ------------------------------------------------------------------------------
     def test_users_own_server_for_personal_mail_only(self):
         own_sink = self.start_smtp_server()
@@ -260,15 +301,19 @@ class TestRouting(LiveSmtpCase):
                 "partner_id": self.client_en.id,
             }
         )
-        self.assertIn("route 'Consultants': purpose personal", wizard.result)
-        self.assertIn("1. personal server: primary of the route", wizard.result)
-        self.assertIn("2. transactional server: fallback 1 of the route", wizard.result)
-        self.assertIn("skipped personal server: cooling down until", wizard.result)
-        self.assertIn("Send-As: Ana Consultant may send as ana@practice.example", wizard.result)
+        lines = wizard.result.splitlines()
+        self.assertEqual(lines[0], "Would go through transactional server.", "the verdict first")
+        self.assertIn("Route Consultants, because the kind of mail is Personal", wizard.result)
+        self.assertIn("1. personal server: first server of the route", lines)
+        self.assertIn("2. transactional server: stand-in number 1, if the ones above fail", lines)
+        self.assertIn("Not now: personal server - paused after a failure until", wizard.result)
+        self.assertIn("Ana Consultant may send as ana@practice.example.", lines)
         wizard.partner_id = self.client_es
-        self.assertIn("route 'Spanish clients': language es_ES", wizard.result)
+        self.assertIn("Route Spanish clients, because the recipient reads Spanish", wizard.result)
+        self.assertNotIn("es_ES", wizard.result)
         wizard.email_from = "boss@practice.example"
-        self.assertIn("Send-As: refused", wizard.result)
+        self.assertTrue(wizard.result.startswith("Would be refused: "), wizard.result)
+        self.assertNotIn("does not cover the From", wizard.result)
 
     def test_failover_follows_the_route_order(self):
         self.sinks["personal"].add_fault("CONNECT", action="drop")

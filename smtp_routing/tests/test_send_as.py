@@ -86,9 +86,24 @@ class TestSendAsWalkArounds(SendAsCommon, LiveSmtpCase):
     # -- message_post arguments ------------------------------------------------------------------------
     def test_message_post_email_from_of_someone_else(self):
         message = self.post_as(self.ana, email_from="ceo@practice.example")
-        self.assertRefusedInChatter(
-            message, "Ana Consultant may not send as ceo@practice.example", "ask an administrator for a Send-As"
+        mail = self.assertRefusedInChatter(
+            message,
+            "Ana Consultant may not send as ceo@practice.example",
+            "ask an administrator to give you a Send-As permission for ceo@practice.example",
         )
+        # Issue 19: no menu path a user cannot follow (Settings > Technical needs developer mode and admin rights)
+        self.assertNotIn("Settings", mail.failure_reason)
+
+    def test_refusal_shows_an_administrator_a_path_without_developer_mode(self):
+        admin = self.env.ref("base.user_admin")
+        problem = self.env["mail.mail"]._smtp_routing_send_as_problem(admin, "ceo@practice.example")
+        self.assertIn("Settings, section Outgoing Mail Routing, Send-As Permissions", problem)
+        self.assertNotIn("Technical", problem)
+        form = self.env["ir.mail_server"].get_views([(False, "form")])["views"]["form"]["arch"]
+        self.assertNotIn("Technical", form, "the Deliverability tab links to the DKIM keys instead")
+        self.assertIn('name="action_smtp_routing_dkim_keys"', form)
+        action = self.env["ir.mail_server"].browse().action_smtp_routing_dkim_keys()
+        self.assertEqual(action["res_model"], "smtp_routing.dkim.key")
 
     def test_message_post_two_address_from(self):
         message = self.post_as(self.ana, email_from="ceo@practice.example, ana@practice.example")
@@ -385,9 +400,9 @@ class TestSendAsWalkArounds(SendAsCommon, LiveSmtpCase):
         wizard = self.env["smtp_routing.route.explain"].create(
             {"email_from": "ceo@practice.example, ana@practice.example", "author_id": self.ana.id}
         )
-        self.assertIn("Send-As: refused. Ana Consultant may send from one address only", wizard.result)
+        self.assertTrue(wizard.result.startswith("Would be refused: Ana Consultant may send from one address only"))
         wizard.email_from = "ana@practice.example"
-        self.assertIn("Send-As: Ana Consultant may send as ana@practice.example", wizard.result)
+        self.assertIn("Ana Consultant may send as ana@practice.example.", wizard.result)
 
 
 @tagged("post_install", "-at_install", "smtp_routing", "smtp_live")

@@ -1,7 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 from odoo.tests import Form, TransactionCase, tagged
 
+from ..testing.smtpd import closed_port
 from .common import LiveSmtpCase
 
 
@@ -74,6 +75,25 @@ class TestServerConfig(TransactionCase):
             form.smtp_routing_provider = "sendgrid"
             self.assertEqual(form.smtp_user, "apikey")
 
+    def test_switching_encryption_keeps_a_typed_port(self):
+        """Issue 19: stock Odoo silently reset the port to 25 when the encryption changed."""
+        with Form(self.env["ir.mail_server"]) as form:
+            form.name = "Own relay"
+            form.smtp_host = "relay.practice.example"
+            form.smtp_port = 2599
+            form.smtp_encryption = "starttls"
+            self.assertEqual(form.smtp_port, 2599)
+            form.smtp_encryption = "ssl"
+            self.assertEqual(form.smtp_port, 2599)
+            form.smtp_port = 465
+            with self.assertLogs("odoo.tests.form.onchange", "WARNING") as logs:
+                form.smtp_encryption = "starttls"
+            self.assertEqual(form.smtp_port, 587, "a usual port follows the encryption, and a notice says so")
+            self.assertIn("The port changed from 465 to 587", logs.output[0])
+        # the list shows ports as typed, never "2,599"
+        arch = self.env["ir.mail_server"].get_views([(False, "list")])["views"]["list"]["arch"]
+        self.assertRegex(arch, r'name="smtp_port"[^>]*format')
+
     def test_connections_follow_the_preset_and_stay_in_range(self):
         self.assertEqual(self._server().smtp_routing_connections, 4)
         self.assertEqual(self._server(smtp_routing_provider="microsoft365").smtp_routing_connections, 3)
@@ -134,3 +154,15 @@ class TestServerIdentity(LiveSmtpCase):
         # mail written by a person keeps its author (Odoo may encapsulate it, never replace it)
         self.assertIn("Ana", by_subject["Personal"].message["From"])
         self.assertNotIn("office@practice.example", by_subject["Personal"].message["From"])
+
+    def test_test_connection_names_the_host_and_port_it_tried(self):
+        server = self.env["ir.mail_server"].create(
+            {"name": "Closed", "smtp_host": "127.0.0.1", "smtp_port": closed_port(), "smtp_encryption": "none"}
+        )
+        with self.assertRaisesRegex(UserError, rf"Tried 127\.0\.0\.1:{server.smtp_port} "):
+            server.test_smtp_connection()
+        Log = self.env["smtp_routing.delivery.log"]
+        hint = Log._smtp_routing_hint("connection_refused", "127.0.0.1", 2599)
+        self.assertIn("127.0.0.1:2599", hint)
+        self.assertNotIn("25 ", hint, "port 2599 is not port 25")
+        self.assertIn("port 25", Log._smtp_routing_hint("connection_refused", "relay.example", 25))

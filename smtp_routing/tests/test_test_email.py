@@ -58,6 +58,40 @@ class TestTestEmail(LiveSmtpCase):
         log = self.env["smtp_routing.delivery.log"].search([("server_id", "=", self.mail_server.id)])
         self.assertEqual((log.source, log.outcome, log.category), ("test", "failed", "auth"))
 
+    def test_failed_test_emails_make_the_server_failing_not_healthy(self):
+        """Issue 19: four 535s showed a green "Healthy" beside "4 failed today"."""
+        Server = self.env["ir.mail_server"]
+        self.assertEqual(self.mail_server.smtp_routing_health, "never", "nothing went through it yet")
+        self.mail_server.smtp_pass = "wrong"
+        for _attempt in range(4):
+            self._wizard(email_to="x@example.com").action_send()
+        self.mail_server.invalidate_recordset()
+        server = self.mail_server
+        self.assertEqual(server.smtp_routing_failed_today, 4)
+        self.assertEqual(server.smtp_routing_health, "failing")
+        self.assertEqual((server.smtp_routing_failing_category, server.smtp_routing_failing_count), ("auth", 4))
+        first = self.env["smtp_routing.delivery.log"].search([("server_id", "=", server.id)], order="id")[0]
+        self.assertEqual(server.smtp_routing_failing_since, first.date)
+        self.assertEqual(Server.search([("smtp_routing_health", "=", "failing")]), server)
+        self.assertNotIn(server, Server.search([("smtp_routing_health", "=", "healthy")]))
+        # A refused recipient says nothing about the server: it does not end (or start) the failing streak.
+        self.mail_server.smtp_pass = "odoo-pass"
+        self.smtpd.add_fault("RCPT", reply="550 5.1.1 No such mailbox", times=1)
+        self._wizard(email_to="ghost@example.com").action_send()
+        server.invalidate_recordset()
+        self.assertEqual(server.smtp_routing_health, "failing")
+        # One that goes through makes it healthy again.
+        self._wizard(email_to="x@example.com").action_send()
+        server.invalidate_recordset()
+        self.assertEqual(server.smtp_routing_health, "healthy")
+        self.assertFalse(server.smtp_routing_failing_since)
+        self.assertEqual(Server.search([("smtp_routing_health", "=", "healthy")]), server)
+        # The dashboard, the list and the form load with the new fields.
+        for view, kind in (("kanban", "kanban"), ("form", "form"), ("list", "list")):
+            ref = self.env.ref(f"smtp_routing.ir_mail_server_view_{view}")
+            arch = Server.get_views([(ref.id if view == "kanban" else False, kind)])["views"][kind]["arch"]
+            self.assertIn("smtp_routing_health", arch)
+
     def test_recipient_refused_during_test(self):
         self.smtpd.add_fault("RCPT", reply="550 5.1.1 No such mailbox")
         wizard = self._wizard(email_to="ghost@example.com")

@@ -11,7 +11,7 @@ import logging
 from unittest import skipUnless
 from unittest.mock import patch
 
-from odoo import modules
+from odoo import Command, modules
 from odoo.tests import HttpCase, tagged
 from odoo.tools import config
 
@@ -49,10 +49,10 @@ class TestTour(HttpCase):
             }
         )
 
-    def start_smtp_tour(self, tour, login):
+    def start_smtp_tour(self, tour, login, url="/odoo"):
         host = f"{self.smtpd.host}:{self.smtpd.port}"
         code = f"sessionStorage.setItem('smtp_routing_tour_host', {host!r}); odoo.startTour({tour!r}, {{}})"
-        self.start_tour("/odoo", tour, login=login, code=code, timeout=120)
+        self.start_tour(url, tour, login=login, code=code, timeout=120)
 
     def received_by(self, address):
         return [received for received in self.smtpd.messages if address in received.rcpt_tos]
@@ -79,3 +79,28 @@ class TestTour(HttpCase):
         self.assertEqual(own_test.mail_from, "carmen@practice.example")
         # The test runner's "browser tour" summary line looks for this.
         _logger.info("smtp_routing browser tour passed in %s", CHROMIUM)
+
+    def test_a_failing_server_says_so_and_the_composer_offers_routes(self):
+        """Issue 19: a failing server's badge on the dashboard and form; "Send Through" in a new composer."""
+        broken = self.env["ir.mail_server"].create(
+            {"name": "Broken Relay", "smtp_host": "127.0.0.1", "smtp_port": self.smtpd.port, "sequence": 2000}
+        )
+        Log = self.env["smtp_routing.delivery.log"]
+        for _attempt in range(2):
+            Log.with_context(smtp_routing_source="test")._smtp_routing_record(
+                server_id=broken.id, category="auth", reply="535 5.7.8 Authentication credentials invalid"
+            )
+        Log._smtp_routing_flush()
+        self.start_smtp_tour("smtp_routing_failing_server_tour", login="admin")
+
+        self.env["smtp_routing.route"].create(
+            {
+                "name": "Client Letters",
+                "allow_in_composer": True,
+                "line_ids": [Command.create({"server_id": broken.id})],
+            }
+        )
+        self.user.groups_id = [Command.link(self.env.ref("base.group_partner_manager").id)]  # writes to contacts
+        contact = self.env["res.partner"].create({"name": "Tour Client", "email": "tour.client@example.com"})
+        url = f"/odoo/res.partner/{contact.id}"
+        self.start_smtp_tour("smtp_routing_composer_tour", login="tour_consultant", url=url)

@@ -492,7 +492,7 @@ def check_dmarc(domain, lookup):
     result.status = "ok"
     if result.policy == "none":
         result.status = "monitoring"
-        result.problems.append("p=none only monitors: failing mail is still delivered")
+        result.problems.append("this policy only monitors: failing mail is still delivered")
     elif result.testing:
         result.status = "testing"
         result.problems.append(

@@ -26,7 +26,10 @@ class MailComposeMessage(models.TransientModel):
         for composer in self:
             composer.smtp_routing_route_id = composer.template_id.smtp_routing_route_id
 
+    @api.depends("composition_mode", "model")
     def _compute_smtp_routing_route_choice(self):
+        """Whether any route may be chosen. Depends on fields every composer has: the form's first onchange only
+        computes fields whose dependencies it sets (without any, the choice read False until a save)."""
         available = bool(self.env["smtp_routing.route"].sudo().search_count([("allow_in_composer", "=", True)]))
         for composer in self:
             composer.smtp_routing_route_choice = available
@@ -35,8 +38,8 @@ class MailComposeMessage(models.TransientModel):
         values = super()._prepare_mail_values_static()
         if self.smtp_routing_route_id:
             values["smtp_routing_route_id"] = self.smtp_routing_route_id.id
-        if self.composition_mode == "mass_mail":
-            values["smtp_routing_purpose"] = "bulk"
+        if self.composition_mode == "mass_mail" and (self.res_domain or len(self._evaluate_res_ids()) > 1):
+            values["smtp_routing_purpose"] = "bulk"  # one record from a list is one letter, not a mailshot
         return values
 
     def _render_field(self, field, *args, **kwargs):

@@ -33,6 +33,9 @@ class SmtpRoutingPersonalServer(models.TransientModel):
         string="Password", compute="_compute_smtp_pass", inverse="_inverse_smtp_pass", readonly=False, store=False
     )
     smtp_pass_encrypted = fields.Char(string="Encrypted Password", groups="base.group_system", readonly=True)
+    password_stored = fields.Boolean(
+        string="Password Stored", readonly=True, help="Your server already has a password: an empty field keeps it."
+    )
 
     def _auto_init(self):
         result = super()._auto_init()
@@ -64,6 +67,7 @@ class SmtpRoutingPersonalServer(models.TransientModel):
                 smtp_port=own.smtp_port,
                 smtp_encryption=own.smtp_encryption,
                 smtp_user=own.smtp_user,
+                password_stored=bool(own.smtp_routing_pass_encrypted),
             )
         return values
 
@@ -77,7 +81,7 @@ class SmtpRoutingPersonalServer(models.TransientModel):
             raise UserError(
                 self.env._(
                     "Your server may send from your approved address only, and you have none yet: ask an "
-                    "administrator to approve your email address (Settings > Users > Approved Sending Address)."
+                    "administrator to approve your email address (in your user, field Approved Sending Address)."
                 )
             )
         Server = self.env["ir.mail_server"].sudo()

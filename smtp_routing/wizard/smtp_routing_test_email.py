@@ -55,47 +55,8 @@ class SmtpRoutingTestEmail(models.TransientModel):
             return False
 
     def _hint(self, category):
-        hints = {
-            "auth": self.env._(
-                "Check the user name and password (for Google and Microsoft: an app password, or "
-                "OAuth; for SendGrid and Postmark: the API key)."
-            ),
-            "password_retired": self.env._(
-                "The provider no longer accepts a password for SMTP (Microsoft turns Basic authentication off at "
-                "the end of December 2026; Google ended password sign-in for Workspace on 1 May 2025): press "
-                "Switch to OAuth on the server form, then Connect your account."
-            ),
-            "connection_refused": self.env._(
-                "Check the host and port, and that this Odoo may reach the server "
-                "(firewall, provider blocking port 25)."
-            ),
-            "dns": self.env._("The host name does not resolve: check its spelling."),
-            "timeout": self.env._("The server did not answer in time: check host, port and firewall."),
-            "tls": self.env._(
-                "Check the encryption: port 465 uses SSL/TLS, port 587 uses STARTTLS; "
-                "the server certificate must be valid for the host name."
-            ),
-            "sender_rejected": self.env._(
-                "The server refuses this From address: use an address this account may "
-                "send from, or set the server's From email."
-            ),
-            "oauth_revoked": self.env._(
-                "The provider no longer accepts this server's sign-in (consent revoked or expired, or the "
-                "application's client secret expired): reconnect the account (Connect your account on the server "
-                "form), or renew the client secret in Settings first."
-            ),
-            "send_as_denied": self.env._(
-                "The account may not send as this From address: grant it Send-As "
-                "permission at your provider, or send from the account's own address."
-            ),
-            "recipient_rejected": self.env._("The server refused the recipient: check the address."),
-            "too_large": self.env._("The message is larger than the server accepts."),
-            "temporary": self.env._(
-                "The server refused for now (rate limit, greylisting or busy): try again in a few minutes."
-            ),
-            "config": self.env._("Fix the configuration named in the reply."),
-        }
-        return hints.get(category, self.env._("See the server's reply."))
+        server = self.server_id.sudo()
+        return self.env["smtp_routing.delivery.log"]._smtp_routing_hint(category, server.smtp_host, server.smtp_port)
 
     def _build_message(self, email_from):
         server = self.server_id

@@ -74,8 +74,8 @@ registry.category("web_tour.tours").add("smtp_routing_admin_tour", {
             trigger: ".o_form_view div[name=smtp_host] input:value(127.0.0.1)",
         },
         {
-            content: "A new server is healthy",
-            trigger: ".o_form_view div[name=smtp_routing_badges] .badge:contains(Healthy)",
+            content: "A new server has not delivered anything yet, and says so",
+            trigger: ".o_form_view div[name=smtp_routing_badges] .badge:contains(Never delivered)",
         },
         {
             trigger: ".o_form_statusbar button[name=action_smtp_routing_test_email]",
@@ -99,6 +99,10 @@ registry.category("web_tour.tours").add("smtp_routing_admin_tour", {
         },
         {
             trigger: "body:not(:has(.modal))",
+        },
+        {
+            content: "Once a mail went through, the server is healthy",
+            trigger: ".o_form_view div[name=smtp_routing_badges] .badge:contains(Healthy)",
         },
         {
             trigger: ".o_notebook a.nav-link:contains(History)",
@@ -151,6 +155,69 @@ registry.category("web_tour.tours").add("smtp_routing_user_tour", {
         },
         {
             trigger: ".modal button[name=preference_save]",
+            run: "click",
+        },
+        {
+            trigger: "body:not(:has(.modal))",
+        },
+    ],
+});
+
+/**
+ * An admin reads a failing server on the dashboard: the badge says so, with what fails (issue 19).
+ */
+registry.category("web_tour.tours").add("smtp_routing_failing_server_tour", {
+    url: "/odoo/action-smtp_routing.ir_mail_server_dashboard_action",
+    steps: () => [
+        {
+            content: "The card of a server whose attempts all failed is not green",
+            trigger: ".o_kanban_record:contains(Broken Relay) div[name=smtp_routing_health] .badge:contains(Failing)",
+        },
+        {
+            content: "It says what fails",
+            trigger: ".o_kanban_record:contains(Broken Relay) .o_smtp_routing_failing:contains(Authentication failed)",
+        },
+        {
+            trigger: ".o_kanban_record:contains(Broken Relay) .fw-bold:contains(Broken Relay)",
+            run: "click",
+        },
+        {
+            content: "The form says it too, with the server's words",
+            trigger: ".o_form_view div[name=smtp_routing_failing]:contains(Authentication failed):contains(535)",
+        },
+        {
+            trigger: ".o_form_view div[name=smtp_routing_badges] .badge:contains(Failing)",
+        },
+    ],
+});
+
+/**
+ * A user opens the full composer from a contact's chatter: "Send Through" is there from the start (issue 19).
+ */
+registry.category("web_tour.tours").add("smtp_routing_composer_tour", {
+    steps: () => [
+        {
+            trigger: ".o-mail-Chatter button:contains(Send message)",
+            run: "click",
+        },
+        {
+            trigger: ".o-mail-Composer button[aria-label='Full composer']",
+            run: "click",
+        },
+        {
+            content: "A new composer offers the selectable route",
+            trigger: ".o_mail_composer_form_view div[name=smtp_routing_route_id] input",
+            run: "click",
+        },
+        {
+            trigger: ".o-autocomplete--dropdown-item a:contains(Client Letters)",
+            run: "click",
+        },
+        {
+            trigger: ".o_mail_composer_form_view div[name=smtp_routing_route_id] input:value(Client Letters)",
+        },
+        {
+            trigger: ".modal .o_form_button_cancel, .modal button:contains(Discard)",
             run: "click",
         },
         {
