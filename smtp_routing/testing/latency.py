@@ -127,9 +127,11 @@ class LatencyProxy:
         finally:
             # the loop stopped: end what is left, close every socket, then the loop
             accepting.cancel()
-            for task in self._tasks:
-                task.cancel()
+            # every task of the loop, not only the connections': a connection's inner pumps (one waiting for
+            # its next delivery) would otherwise stay pending and hold the stop for the whole time-out
             pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
             if pending:
                 loop.run_until_complete(asyncio.wait(pending, timeout=STOP_TIMEOUT))
             for sock in [self._listener, *self._sockets]:
