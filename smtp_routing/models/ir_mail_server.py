@@ -1335,7 +1335,7 @@ class IrMailServer(models.Model):
                     module=module,
                 )
             )
-        self.sudo().write({"smtp_routing_pass_encrypted": False})
+        self.action_smtp_routing_clear_password()
         self.write({"smtp_authentication": method, "from_filter": self.smtp_user or self.from_filter})
         return True
 
