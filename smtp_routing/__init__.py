@@ -3,6 +3,9 @@
 # models imported. The framework-free parts (``tools``, ``testing``) stay
 # importable without Odoo, e.g. ``python -m smtp_routing.tools.<module>``.
 if __name__.startswith("odoo.addons."):
+    from .sending import transport
+
+    transport.install()
     from . import controllers
     from . import models
     from . import wizard

@@ -2,10 +2,10 @@
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.tools import email_normalize
 
+from ..sending.run import QueueRun
 from ..tools import routing, send_as
 from ..tools.unsubscribe import list_unsubscribe_headers
 from .ir_mail_server import MAIL_ID_HEADER
-from .mail_queue import QueueRun
 from .smtp_routing_send_as import Judge
 
 

@@ -3,9 +3,9 @@ import logging
 
 from odoo import api, models
 
+from ..sending.run import QueueRun
 from ..tools import bounces
 from . import send_as_trust
-from .mail_queue import QueueRun
 from .smtp_routing_send_as import Judge
 
 _logger = logging.getLogger(__name__)

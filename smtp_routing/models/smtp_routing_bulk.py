@@ -6,8 +6,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.tools import email_domain_extract
 
-from ..tools import dns_checks, readiness
-from .ir_mail_server import _is_ip
+from ..tools import dns_checks, netpolicy, readiness
 
 READINESS_SELECTION = [("ok", "Ready"), ("warn", "Could be better"), ("fail", "Not ready")]
 CHECK_LABELS = {
@@ -86,7 +85,9 @@ class SmtpRoutingRoute(models.Model):
             for server in route.sudo().line_ids.server_id:
                 try:
                     host = server.smtp_host
-                    ips = [host] if _is_ip(host) else (lookup(host, "A") + lookup(host, "AAAA") if host else [])
+                    ips = (
+                        [host] if netpolicy.is_ip(host) else (lookup(host, "A") + lookup(host, "AAAA") if host else [])
+                    )
                 except dns_checks.DnsTemporaryError:
                     ips = []
                 provider = server.smtp_routing_provider if server.smtp_routing_provider != "generic" else None

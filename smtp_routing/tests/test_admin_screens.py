@@ -72,8 +72,10 @@ class TestAdminScreens(LiveSmtpCase):
         self.assertTrue(server.smtp_routing_throttle_caption.startswith("500 per 24 hours"))
         server.write({"smtp_routing_hourly_max": 50})
         server.invalidate_recordset()
-        self.assertEqual(server.smtp_routing_hourly_caption, "50 per clock hour - counting since the limit was set "
-                         "(4 went out in this window in all)")
+        self.assertEqual(
+            server.smtp_routing_hourly_caption,
+            "50 per clock hour - counting since the limit was set (4 went out in this window in all)",
+        )
         # The dashboard shows the captions, not "Throttle (1 Hours)".
         arch = self.env["ir.mail_server"].get_views(
             [(self.env.ref("smtp_routing.ir_mail_server_view_kanban").id, "kanban")]

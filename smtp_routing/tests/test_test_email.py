@@ -137,8 +137,10 @@ class TestPasswordDoorClosing(LiveSmtpCase):
     def test_a_retired_password_is_its_own_problem_with_the_way_out(self):
         self.smtpd.add_fault("AUTH", reply="535 5.7.139 Authentication unsuccessful, basic authentication is disabled.")
         action = self.mail_server.action_smtp_routing_test_email()
-        wizard = self.env["smtp_routing.test.email"].with_context(**action["context"]).create(
-            {"email_to": "check@example.com"}
+        wizard = (
+            self.env["smtp_routing.test.email"]
+            .with_context(**action["context"])
+            .create({"email_to": "check@example.com"})
         )
         wizard.action_send()
         self.assertEqual(wizard.state, "failed")

@@ -37,6 +37,19 @@ class HostNotAllowed(ValueError):
         self.kind = kind
 
 
+def is_ip(value):
+    """True for an IP address literal (v4 or v6), False for a name.
+
+    >>> is_ip("192.0.2.1"), is_ip("2001:db8::1"), is_ip("smtp.example.com"), is_ip("")
+    (True, True, False, False)
+    """
+    try:
+        ipaddress.ip_address(value or "")
+    except ValueError:
+        return False
+    return True
+
+
 def address_kind(address):
     """None for a public (global unicast) address, else what it is: loopback, link-local, private..."""
     ip = ipaddress.ip_address(str(address).split("%", 1)[0])

@@ -89,8 +89,7 @@ class SmtpRoutingRouteExplain(models.TransientModel):
             )
         if not candidate.covers_from:
             role = self.env._(
-                "%(role)s; it may not send from this address, so the mail would go out from the notification "
-                "address",
+                "%(role)s; it may not send from this address, so the mail would go out from the notification address",
                 role=role,
             )
         return f"{index}. {names.get(candidate.server_id)}: {role}"

@@ -43,15 +43,15 @@ from odoo.exceptions import AccessError
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
+from ..models import params
+from ..models.smtp_routing_send_as import Judge
+from ..models.smtp_routing_server_state import DB_NOW_SQL, db_now
 from ..tools import lanes as lanes_tool
 from ..tools import limits as limits_tool
 from ..tools import pipelining, routing
 from ..tools.addresses import split_addresses
 from ..tools.smtp_errors import Outcome as SmtpOutcome
 from ..tools.smtp_errors import classify, classify_reply, refused_recipients
-from . import params
-from .smtp_routing_send_as import Judge
-from .smtp_routing_server_state import DB_NOW_SQL, db_now
 
 _logger = logging.getLogger(__name__)
 
