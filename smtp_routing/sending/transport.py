@@ -111,7 +111,9 @@ def verifying_context(ca_file=None):
 
 
 _REPLY_CODE = re.compile(r"retcode \((\d+)\)")
-_print_debug_unredacted = smtplib.SMTP._print_debug  # Odoo's: logs every SMTP line at DEBUG when a server debugs
+# Odoo's own _print_debug (it logs every SMTP line at DEBUG when a server debugs), taken by install() once Odoo's
+# ir_mail_server module has put it in place: before that, smtplib's prints to stderr.
+_print_debug_unredacted = [smtplib.SMTP._print_debug]
 
 
 def _print_debug_redacted(self, *args):
@@ -133,7 +135,7 @@ def _print_debug_redacted(self, *args):
         match = _REPLY_CODE.search(args[0])
         if match and match.group(1) != "334":
             self._smtp_routing_in_auth = False
-    return _print_debug_unredacted(self, *args)
+    return _print_debug_unredacted[0](self, *args)
 
 
 @contextlib.contextmanager
@@ -195,5 +197,7 @@ def install():
     from odoo.addons.base.models import ir_mail_server as base_ir_mail_server
 
     base_ir_mail_server.smtplib = _SmtplibPerServer()
+    if smtplib.SMTP._print_debug is not _print_debug_redacted:
+        _print_debug_unredacted[0] = smtplib.SMTP._print_debug
     smtplib.SMTP._print_debug = _print_debug_redacted
     _installed.append(True)
