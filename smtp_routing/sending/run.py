@@ -38,8 +38,10 @@ from datetime import timedelta
 import psycopg2
 from psycopg2 import errors as pg_errors
 
-from odoo import SUPERUSER_ID, fields, modules, tools
+from odoo import SUPERUSER_ID, fields, modules
 from odoo.exceptions import AccessError
+from odoo.tools import exception_to_unicode, split_every
+from odoo.tools.mail import email_split_and_format
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
@@ -50,8 +52,7 @@ from ..tools import lanes as lanes_tool
 from ..tools import limits as limits_tool
 from ..tools import pipelining, routing
 from ..tools.addresses import split_addresses
-from ..tools.smtp_errors import Outcome as SmtpOutcome
-from ..tools.smtp_errors import classify, classify_reply, refused_recipients
+from ..tools.smtp_errors import Outcome, classify, classify_reply, refused_recipients
 
 _logger = logging.getLogger(__name__)
 
@@ -117,7 +118,9 @@ class Group:
 
 
 @dataclass
-class Outcome:
+class Results:
+    """What the run settled since its last flush: the states to write."""
+
     sent: dict = field(default_factory=dict)  # mail id -> (server id, message id, success pids, failure type)
     # mail id -> (server id, reason, failure type, success pids, failure type kept on the mail itself)
     failed: dict = field(default_factory=dict)
@@ -220,7 +223,7 @@ class QueueRun:
         self.explanations = {}  # mail id -> how it was routed
         self.judge = Judge(self.env)  # Send-As: facts read once per acting user for the run
         self.send_as = {}  # mail id -> Send-As verdict (a grant may name the servers that may carry it)
-        self.outcome = Outcome()
+        self.results = Results()
         self.first_error = None
         self.progress = {}  # mail id -> recipient results, loaded when first touched
         self.parts = {}  # mail id -> [(part key, recipients)] still to send in this run
@@ -401,7 +404,7 @@ class QueueRun:
             if decision.route_id is None:
                 stock_ids.append(mail.id)
                 continue
-            emails_from = tools.mail.email_split_and_format(mail.email_from)
+            emails_from = email_split_and_format(mail.email_from)
             email_from = emails_from[0] if emails_from else mail.email_from
             alias_domain_id = mail.record_alias_domain_id.id
             key = (alias_domain_id, email_from, tuple(decision.server_ids), decision.route_reason)
@@ -514,11 +517,11 @@ class QueueRun:
             mail.check_access("write")
             mail.mail_message_id.check_access("write")
         except AccessError as error:
-            return tools.exception_to_unicode(error)
+            return exception_to_unicode(error)
         return None
 
     def _fail_access(self, mail, reason):
-        self.outcome.failed[mail.id] = (False, reason, "unknown", [], "unknown")
+        self.results.failed[mail.id] = (False, reason, "unknown", [], "unknown")
         self.first_error = self.first_error or reason
 
     def refuse(self, problem):
@@ -529,8 +532,8 @@ class QueueRun:
         self._flush()
 
     def _fail_send_as(self, mail, problem):
-        reason = self._reason(SmtpOutcome("send_as_denied", text=problem))
-        self.outcome.failed[mail.id] = (False, reason, "mail_from_invalid", [], "mail_from_invalid")
+        reason = self._reason(Outcome("send_as_denied", text=problem))
+        self.results.failed[mail.id] = (False, reason, "mail_from_invalid", [], "mail_from_invalid")
         self.explanations[mail.id] = self.env._("Refused before sending: Send-As denied.")
         self.first_error = self.first_error or reason
         self.env["smtp_routing.delivery.log"]._smtp_routing_record(
@@ -861,7 +864,7 @@ class QueueRun:
         if not isinstance(session, LaneSession):
             self._watch_refusals(session)
         position, left = 0, []
-        for chunk_ids in tools.split_every(COMMIT_EVERY, mail_ids):
+        for chunk_ids in split_every(COMMIT_EVERY, mail_ids):
             retry = self._send_chunk(server, session, group, list(chunk_ids), budgets, ledger, left)
             position += len(chunk_ids)
             if retry:
@@ -895,7 +898,7 @@ class QueueRun:
                     mail, server, session, group, follower_status, budgets.get(mail.id), ledger
                 )
             except _RetryElsewhere as retry:
-                self.outcome.progress[mail.id] = progress
+                self.results.progress[mail.id] = progress
                 self.first_error = self.first_error or str(retry.error)
                 if server:
                     self.cooling[server.id] = self.State._smtp_routing_failed(server, retry.outcome.category)
@@ -912,7 +915,7 @@ class QueueRun:
     def _mail_done(self, mail, server, message_id, messages_left, failure_type, left):
         """Every message of the mail that was to go through this server has its result."""
         progress = self._progress(mail)
-        self.outcome.progress[mail.id] = progress
+        self.results.progress[mail.id] = progress
         if messages_left:
             left.append(mail.id)
         elif any(entry.get("at") for entry in progress["retry"].values()):
@@ -963,7 +966,7 @@ class QueueRun:
                     retry_ids.append(mail.id)  # never handed over: the server failed before
                 continue
             if entry.retry or entry.skipped:
-                self.outcome.progress[mail.id] = self._progress(mail)  # what went stays sent
+                self.results.progress[mail.id] = self._progress(mail)  # what went stays sent
                 retry_ids.append(mail.id)
                 failure = failure or entry.retry
             elif entry.error is not None:
@@ -1022,7 +1025,7 @@ class QueueRun:
         if progress["failed"] and not progress["sent"]:
             reason = next(iter(progress["failed"].values()))
             self.first_error = self.first_error or reason
-            self.outcome.failed[mail.id] = (server_id, reason, "mail_email_invalid", pids, "mail_email_invalid")
+            self.results.failed[mail.id] = (server_id, reason, "mail_email_invalid", pids, "mail_email_invalid")
         elif progress["sent"] or progress["failed"]:
             if progress["failed"] or progress["invalid"]:
                 failure_type = failure_type or "mail_email_invalid"
@@ -1030,12 +1033,12 @@ class QueueRun:
             if refused:  # addresses without a partner have no notification: say it on the mail
                 note = self.env._("Refused recipients: %(refused)s", refused="; ".join(refused))
                 self.explanations[mail.id] = f"{self.explanations.get(mail.id, '')}\n{note}".strip()
-            self.outcome.sent[mail.id] = (server_id, message_id or mail.message_id, pids, failure_type)
+            self.results.sent[mail.id] = (server_id, message_id or mail.message_id, pids, failure_type)
         else:  # no valid recipient at all: as stock Odoo, the type goes to notifications only
             reason = self.env._(
                 "Error without exception. Probably due to sending an email without computed recipients."
             )
-            self.outcome.failed[mail.id] = (server_id, reason, failure_type, pids, False)
+            self.results.failed[mail.id] = (server_id, reason, failure_type, pids, False)
 
     def _partners_served(self, progress):
         """The partners whose message went (records, as Odoo's post-processing expects)."""
@@ -1045,12 +1048,12 @@ class QueueRun:
     def _wait_for_retry(self, mail, server):
         """Only recipients waiting for a retry are left: the mail waits for the first of them."""
         progress = self._progress(mail)
-        self.outcome.progress[mail.id] = progress
+        self.results.progress[mail.id] = progress
         entries = [entry for entry in progress["retry"].values() if entry.get("at")]
         if not entries:
             return self._settle(mail, server.id if server else False, None, None)
         first = min(entries, key=lambda entry: entry["at"])
-        self.outcome.waiting[mail.id] = (
+        self.results.waiting[mail.id] = (
             server.id if server else False,
             fields.Datetime.to_datetime(first["at"]),
             self.env._(
@@ -1128,7 +1131,7 @@ class QueueRun:
         progress = self._progress(mail)
         done = settled(progress) | self.refused_now.get(mail.id, set())
         self._lock_notifications(mail)
-        emails_from = tools.mail.email_split_and_format(mail.email_from)
+        emails_from = email_split_and_format(mail.email_from)
         email_from = emails_from[0] if emails_from else mail.email_from
         email_list = mail._prepare_outgoing_list(
             mail_server=server or mail.mail_server_id, recipients_follower_status=follower_status
@@ -1257,7 +1260,7 @@ class QueueRun:
         if reason is None:
             outcome = classify(error)
             if outcome.category == "other" and not outcome.smtp_code:
-                reason, failure_type = tools.exception_to_unicode(error), "unknown"  # as stock Odoo words it
+                reason, failure_type = exception_to_unicode(error), "unknown"  # as stock Odoo words it
             else:
                 reason, failure_type = self._reason(outcome), FAILURE_TYPES.get(outcome.category, "mail_smtp")
         _logger.info("smtp_routing: mail %s failed: %s", mail.id, reason)
@@ -1267,9 +1270,9 @@ class QueueRun:
         """The mail fails; recipient messages that already went keep their success."""
         progress = self.progress.get(mail_id) or new_progress()
         pids = self._partners_served(progress)
-        self.outcome.failed[mail_id] = (server.id if server else False, reason, failure_type, pids, failure_type)
+        self.results.failed[mail_id] = (server.id if server else False, reason, failure_type, pids, failure_type)
         if mail_id in self.progress:
-            self.outcome.progress[mail_id] = progress
+            self.results.progress[mail_id] = progress
         self.first_error = self.first_error or reason
 
     def _guarded(self, what, function, *args, **kwargs):
@@ -1343,13 +1346,13 @@ class QueueRun:
 
     def _flush(self):
         """Write the states gathered since the last flush, post-process, and commit (queue mode)."""
-        outcome = self.outcome
-        sent, failed = outcome.sent, outcome.failed
-        self.outcome = Outcome()
+        results = self.results
+        sent, failed = results.sent, results.failed
+        self.results = Results()
         Mail = self.Mail
         done_ids = []
         names = {server.id: server.name for server in self._all_servers()}
-        for mail_id, progress in outcome.progress.items():
+        for mail_id, progress in results.progress.items():
             Mail.browse(mail_id).smtp_routing_progress = progress
         by_server = defaultdict(list)
         for mail_id, (server_id, _message_id, _pids, _ftype) in sent.items():
@@ -1372,8 +1375,8 @@ class QueueRun:
             mail = Mail.browse(mail_id)
             if message_id and mail.message_id != message_id:
                 mail.message_id = message_id
-        self._write_waiting(outcome.waiting)
-        partial = [mail_id for mail_id in outcome.progress if mail_id not in sent and mail_id not in failed]
+        self._write_waiting(results.waiting)
+        partial = [mail_id for mail_id in results.progress if mail_id not in sent and mail_id not in failed]
         self._recipient_notifications(self._partner_notifications(partial))
         by_failure_type = defaultdict(lambda: (Mail, []))
         for mail_id, (_server_id, _message_id, pids, failure_type) in sent.items():
@@ -1410,7 +1413,7 @@ class QueueRun:
             )
             self._recipient_notifications(found)
         self.env["smtp_routing.delivery.log"]._smtp_routing_flush()
-        self.unfinished -= set(sent) | set(failed) | set(outcome.waiting)  # their state is written: not ours to hold
+        self.unfinished -= set(sent) | set(failed) | set(results.waiting)  # their state is written: not ours to hold
         if self.auto_commit:
             if self.post_send_callback and done_ids:
                 self.post_send_callback(done_ids)
@@ -1444,7 +1447,7 @@ class QueueRun:
         for mail in self.Mail.browse(mail_ids):
             progress = self._progress(mail)
             since = progress.setdefault("stalled_since", fields.Datetime.to_string(self.now))
-            self.outcome.progress[mail.id] = progress
+            self.results.progress[mail.id] = progress
             if self.now - fields.Datetime.to_datetime(since) >= timedelta(hours=hours):
                 self._fail_mail(
                     mail.id,
@@ -1475,7 +1478,7 @@ class QueueRun:
             if mail_id in self.progress:
                 if any(kind == "limit" for _slot, _reason, kind in blocked):
                     self.progress[mail_id].pop("stalled_since", None)
-                self.outcome.progress[mail_id] = self.progress[mail_id]
+                self.results.progress[mail_id] = self.progress[mail_id]
         deferred = self.env._(
             "Deferred to %(slot)s UTC: %(reason)s", slot=fields.Datetime.to_string(slot), reason=reason
         )
