@@ -1,8 +1,24 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-"""One run of the outgoing queue: claim, plan, reserve, send, fail over, defer, record.
+"""One run of the outgoing queue: claim, plan, reserve, connect, send, classify once, record.
 
 Used by ``mail.mail.send()`` for every path (queue cron, send now, composer,
-post-commit sends). Compared with stock Odoo it:
+post-commit sends). It mirrors Odoo 18's ``odoo/addons/mail/models/mail_mail.py``:
+
+- ``MailMail.send``: mails batched by ``_split_by_mail_configuration``, one SMTP
+  session per batch, a failed connection failing the batch (here: fail-over);
+- ``MailMail._send``: the per-mail loop (lock the notifications,
+  ``_prepare_outgoing_list``, ``build_email``, ``send_email`` on the batch's
+  session, Odoo's failure types, ``_postprocess_sent_message``);
+- ``MailMail._split_by_mail_configuration``, whose batches (server, alias
+  domain, envelope sender) the run takes as they are when no route applies;
+- ``MailMail.process_email_queue``, which calls ``send(auto_commit=True)`` on the
+  due mails and is what the lease and the cron wake-ups work with.
+
+``ODOO_MIRRORS`` below keeps the sha256 of each of these functions' source; a
+framework-free test (``tests/test_odoo_mirror.py``) fails when Odoo's source
+differs, so an Odoo upgrade forces a review of this module.
+
+Compared with stock Odoo it:
 
 - claims the mails it sends (row locks with SKIP LOCKED, then a lease committed
   with them, naming the claiming PostgreSQL backend), so two workers never send
@@ -46,6 +62,7 @@ from odoo.tools.mail import email_split_and_format
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
 from ..models import params
+from ..models.smtp_routing_reservation import backend
 from ..models.smtp_routing_send_as import Judge
 from ..models.smtp_routing_server_state import DB_NOW_SQL, db_now
 from ..tools import lanes as lanes_tool
@@ -55,6 +72,24 @@ from ..tools.addresses import split_addresses
 from ..tools.smtp_errors import Outcome, classify, classify_reply, refused_recipients
 
 _logger = logging.getLogger(__name__)
+
+# The Odoo 18 functions this module mirrors (path under the Odoo tree: class.function) and the sha256 of
+# their source lines, from ``def`` to the last line. When a test says one changed: read Odoo's new
+# version, bring this module in line with it, then put the new hash here.
+ODOO_MIRRORS = {
+    "addons/mail/models/mail_mail.py:MailMail.send": (
+        "f6a682e1a7a0e79ae712f61318a4066343c55fa79e63610caa312b8f5a66651e"
+    ),
+    "addons/mail/models/mail_mail.py:MailMail._send": (
+        "6171a9e78904cd52dc06fe932f9ba8954bc3932bf28e71d50d919d63e48bfa47"
+    ),
+    "addons/mail/models/mail_mail.py:MailMail._split_by_mail_configuration": (
+        "e5394b14f45b57472bb417e29a373006d93fb6555bc1d072dc1ad011e4b2c646"
+    ),
+    "addons/mail/models/mail_mail.py:MailMail.process_email_queue": (
+        "cb8136cce86400affd4eb04860d7553efc4b0a47e26d1bdb2388cd889764b971"
+    ),
+}
 
 # Odoo's closed failure_type selections, for our categories (the reason keeps the detail).
 FAILURE_TYPES = {
@@ -130,11 +165,21 @@ class Results:
 
 @dataclass
 class Ledger:
-    """What one server's reservation counted, and what of it was really sent (to give the rest back)."""
+    """What one server's reservation counted, and what of it was really sent (to give the rest back).
+
+    The run's own view of its row in the ``smtp_routing.reservation`` ledger (``row_id``), which lets
+    another run give back what a killed worker held."""
 
     reserved: object = None  # tools.limits.State the reservation left
     costs: dict = field(default_factory=dict)  # mail id -> (units reserved, bytes)
     used: dict = field(default_factory=dict)  # mail id -> units sent
+    row_id: int | None = None  # the ledger row in PostgreSQL
+    started: set = field(default_factory=set)  # mails of the chunks started: at risk (committed in the row)
+
+    def at_risk(self):
+        """(units, mails, bytes) of the mails of the chunks started: sent, or possibly sent."""
+        mine = [self.costs[mail_id] for mail_id in self.started if mail_id in self.costs]
+        return sum(units for units, _size in mine), len(mine), sum(size for _units, size in mine)
 
     def unused(self):
         cost = sum(max(units - self.used.get(mail_id, 0), 0) for mail_id, (units, _size) in self.costs.items())
@@ -229,6 +274,7 @@ class QueueRun:
         self.parts = {}  # mail id -> [(part key, recipients)] still to send in this run
         self.now = None  # the database clock at the start of the run
         self.pid = None  # our PostgreSQL backend, named in our claims
+        self.pid_started = None  # when it started: with the pid, names us in the reservation ledger
         self.lease = LEASE_SECONDS
         self.beat_at = 0.0
         self.unfinished = set()  # claimed, and no state of ours written for them yet: our leases to extend
@@ -241,6 +287,8 @@ class QueueRun:
     # -- entry point ------------------------------------------------------------------------------
     def execute(self):
         mails = self._claim()
+        # the reservations of killed workers go back before we reserve (once, whoever recovers first)
+        self.env["smtp_routing.reservation"].sudo()._smtp_routing_take_over()
         if not mails:
             return True
         self.cooling, self.failing = self.State._smtp_routing_health(self._all_servers())
@@ -277,8 +325,7 @@ class QueueRun:
                     [ids],
                 )
                 claimed = [row[0] for row in cr.fetchall()]
-                cr.execute("SELECT pg_backend_pid()")
-                self.pid = cr.fetchone()[0]
+                self.pid, self.pid_started = backend(cr)
                 if claimed:
                     cr.execute(
                         f"UPDATE mail_mail SET smtp_routing_lease_until = {DB_NOW_SQL} + %s * interval '1 second', "  # noqa: S608
@@ -548,44 +595,64 @@ class QueueRun:
 
     # -- one group -------------------------------------------------------------------------------------
     def _run_group(self, group):
+        """Each candidate in turn: reserve room under its limits, then (only with room) connect and send.
+
+        A server at its cap, cooling down or archived is never connected to. What was reserved and not
+        sent (a failed connection, a failure mid-batch) is given back."""
         order = {mail_id: index for index, mail_id in enumerate(group.mail_ids)}
         pending = list(group.mail_ids)
         blocked = []  # (until, reason, kind) of candidates that could not take everything (kind: failure, limit)
         refusals = defaultdict(list)  # mail id -> reasons of servers whose limits it can never fit
         config = []  # reasons of candidates that cannot be used as configured
         now = self.now
-        servers = [server for server in group.candidates if server]
         for server in group.candidates:
             if not pending:
                 break
             if server and self.cooling.get(server.id, now) > now:
                 blocked.append((self.cooling[server.id], self._cooling_reason(server), "failure"))
                 continue
+            if server and not server.active:
+                config.append(self._archived_reason(server))
+                continue
+            ledger = Ledger()
+            grants, overflow, refused = self._reserve(server, pending, blocked, ledger)
+            for mail_id, reason in refused:
+                refusals[mail_id].append(reason)
+            refused_ids = [mail_id for mail_id, _reason in refused]
+            if not grants:  # no room: no connection
+                pending = sorted(set(overflow + refused_ids), key=order.get)
+                continue
+            granted = [mail_id for mail_id, _parts in grants]
             try:
                 session = self._connect(server, group)
             except _ConfigError as error:
+                self._give_back(server, ledger)
                 config.append(str(error))
+                pending = sorted(set(granted + overflow + refused_ids), key=order.get)
                 continue
             if session is False:
+                self._give_back(server, ledger)
                 if server:
                     blocked.append((self.cooling.get(server.id, now), self._cooling_reason(server), "failure"))
+                    pending = sorted(set(granted + overflow + refused_ids), key=order.get)
                     continue
                 return  # Odoo's command-line server failed: the mails were failed as stock Odoo does
-            ledger = Ledger()
             try:
-                grants, overflow, refused = self._reserve(server, pending, blocked, ledger)
-                for mail_id, reason in refused:
-                    refusals[mail_id].append(reason)
-                retry, left = self._send_batch(server, session, group, grants, ledger) if grants else ([], [])
+                retry, left = self._send_batch(server, session, group, grants, ledger)
             finally:
                 self._end_session(server, session, ledger)
-            if server and grants:
+            if server:
                 self.State._smtp_routing_finish_batch(server)
             if retry and server:
                 blocked.append((self.cooling.get(server.id, now), self._cooling_reason(server), "failure"))
-            pending = sorted(set(retry + left + overflow + [mail_id for mail_id, _reason in refused]), key=order.get)
-        if not pending:
-            return
+            pending = sorted(set(retry + left + overflow + refused_ids), key=order.get)
+        if pending:
+            self._not_sent(pending, group, blocked, refusals, config)
+
+    def _not_sent(self, pending, group, blocked, refusals, config):
+        """Mails no candidate took: fail those no server's limits can ever hold, or that only
+        misconfigured servers could carry; defer the others to the first free slot."""
+        servers = [server for server in group.candidates if server]
         hopeless = [mail_id for mail_id in pending if servers and len(refusals[mail_id]) >= len(servers)]
         for mail_id in hopeless:
             self._fail_mail(mail_id, False, refusals[mail_id][0], "unknown")
@@ -613,20 +680,19 @@ class QueueRun:
         label = dict(self.env["smtp_routing.delivery.log"]._fields["category"]._description_selection(self.env))
         return f"{label['config']} - {text}"
 
+    def _archived_reason(self, server):
+        return self._config_reason(
+            self.env._(
+                "The server %(server)s is archived: unarchive it, or clear the mail's outgoing server so "
+                "another server can send it.",
+                server=server.name,
+            )
+        )
+
     def _connect(self, server, group):
         """The session (None under Odoo's test mode: send_email pretends), or False when the server failed.
 
         Raises _ConfigError when the server cannot be used as configured: never a reason to cool it down."""
-        if server and not server.active:
-            raise _ConfigError(
-                self._config_reason(
-                    self.env._(
-                        "The server %(server)s is archived: unarchive it, or clear the mail's outgoing server so "
-                        "another server can send it.",
-                        server=server.name,
-                    )
-                )
-            )
         IrMailServer = self._sender_env(group.alias_domain_id)
         lanes = self._pooled(server)
         if lanes is not None:
@@ -749,15 +815,22 @@ class QueueRun:
         if not server or not server._smtp_routing_limits().any:
             return [(mail.id, None) for mail in sendable], [], []
         items = [self._item(mail) for mail in sendable]
-        reservation = self.State._smtp_routing_reserve(server, items)
         limits = server._smtp_routing_limits()
+
+        def granted(reservation):  # (units, mails, bytes) the reservation counts, for its ledger row
+            costs = limits_tool.granted_costs(limits, items, reservation.grants)
+            return sum(units for units, _size in costs.values()), len(costs), sum(size for _u, size in costs.values())
+
+        reservation, ledger.row_id = (
+            self.env["smtp_routing.reservation"]
+            .sudo()
+            ._smtp_routing_open(server, items, (self.pid, self.pid_started), granted)
+        )
         ledger.reserved = reservation.state
         grants = []
-        for index, parts in reservation.grants:
-            mail_id, item = sendable[index].id, items[index]
-            grants.append((mail_id, parts))
-            costs = item.part_costs(limits)
-            ledger.costs[mail_id] = (sum(costs[:parts] if parts else costs), item.size)
+        for index, cost in limits_tool.granted_costs(limits, items, reservation.grants).items():
+            grants.append((sendable[index].id, dict(reservation.grants)[index]))
+            ledger.costs[sendable[index].id] = cost
         names = server._smtp_routing_limit_names()
         refused = [
             (
@@ -792,14 +865,26 @@ class QueueRun:
         return grants, overflow, refused
 
     def _give_back(self, server, ledger):
+        """Give back what the reservation counted and was not sent, and close its ledger row (one transaction)."""
         if not server or ledger.reserved is None:
             return
         cost, mails, size = ledger.unused()
-        if cost or mails:
+        if cost or mails or ledger.row_id:
             try:
-                self.State._smtp_routing_release(server, ledger.reserved, cost, mails, size)
+                self.env["smtp_routing.reservation"].sudo()._smtp_routing_close(
+                    server, ledger.row_id, ledger.reserved, cost, mails, size
+                )
             except Exception:  # noqa: BLE001 - never hide the error that brought us here
                 _logger.exception("smtp_routing: could not give back %s unsent unit(s) of %s", cost, server.name)
+            ledger.reserved = None  # given back: never twice
+
+    def _mark_at_risk(self, ledger, chunk_ids):
+        """Before a chunk goes: its mails may be sent from now on, and a killed run's taker must not give them
+        back (committed at once, one short transaction per chunk)."""
+        if not ledger.row_id:
+            return
+        ledger.started.update(chunk_ids)
+        self.env["smtp_routing.reservation"].sudo()._smtp_routing_at_risk(ledger.row_id, *ledger.at_risk())
 
     def _progress(self, mail):
         if mail.id not in self.progress:
@@ -865,6 +950,7 @@ class QueueRun:
             self._watch_refusals(session)
         position, left = 0, []
         for chunk_ids in split_every(COMMIT_EVERY, mail_ids):
+            self._mark_at_risk(ledger, chunk_ids)
             retry = self._send_chunk(server, session, group, list(chunk_ids), budgets, ledger, left)
             position += len(chunk_ids)
             if retry:

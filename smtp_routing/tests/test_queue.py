@@ -5,10 +5,13 @@ import time
 from datetime import timedelta
 from unittest.mock import patch
 
+import psycopg2
+
 from odoo import fields
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
+from ..sending.run import QueueRun
 from ..testing.smtpd import closed_port
 from .common import LiveSmtpCase
 
@@ -102,6 +105,18 @@ class TestQueue(LiveSmtpCase):
         self.assertEqual(set(mails.mapped("state")), {"sent"})
         self.assertEqual((len(self.smtpd.messages), len(self.backup_smtpd.messages)), (2, 3))
         self.assertEqual(len(mails.filtered(lambda m: m.smtp_routing_server_id == self.backup)), 3)
+
+    def test_server_at_its_cap_is_never_connected_to(self):
+        """Quota is reserved before a connection is opened: no TCP, TLS or AUTH to a server with no room."""
+        self.mail_server.write({"smtp_routing_hourly_max": 1})
+        self._mails(1).send()
+        self.assertEqual((len(self.smtpd.messages), self.smtpd.connections), (1, 1))
+        self.smtpd.clear()
+        mails = self._mails(3)
+        mails.send()
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertTrue(self.backup_smtpd.wait_for(3))
+        self.assertEqual(self.smtpd.connections, 0, "the capped server was not connected to")
 
     # -- failover and cooldown -------------------------------------------------------------------------
     def test_connection_refused_fails_over_in_the_same_run(self):
@@ -411,6 +426,34 @@ class TestQueue(LiveSmtpCase):
         mails.send()
         self.assertEqual(set(mails.mapped("state")), {"sent"})
         self.assertEqual(self._state(self.mail_server).day_count, 0, "nothing went through the primary")
+
+    def test_reservation_is_given_back_when_the_run_rolls_back(self):
+        """A database error after the reservation aborts the run (its transaction rolls back): the
+        reservation, committed on its own, keeps only what really went."""
+        self.backup.active = False
+        self.mail_server.smtp_routing_daily_max = 100
+        mails = self._mails(5)
+        original = QueueRun._send_one
+        calls = []
+
+        def send_one(run, mail, *args, **kwargs):
+            calls.append(mail.id)
+            if len(calls) == 2:
+                raise psycopg2.OperationalError("server closed the connection unexpectedly")
+            return original(run, mail, *args, **kwargs)
+
+        raised = None
+        with patch.object(QueueRun, "_send_one", send_one):
+            try:  # not assertRaises: Odoo's rolls back its block, the reservation with it
+                mails.send()
+            except psycopg2.OperationalError as error:
+                raised = error
+        self.assertIsNotNone(raised, "the run was aborted")
+        self.assertTrue(self._state(self.mail_server), "the reservation was committed on its own")
+        time.sleep(0.2)
+        went = len(self.smtpd.messages)
+        self.assertLessEqual(went, 1)
+        self.assertEqual(self._state(self.mail_server).day_count, went, "the 4 or 5 not sent were given back")
 
     def test_windows_follow_the_database_clock(self):
         self.backup.active = False
