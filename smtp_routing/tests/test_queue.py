@@ -11,8 +11,10 @@ from odoo import fields
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
+from ..models.smtp_routing_reservation import backend
 from ..sending.run import QueueRun
 from ..testing.smtpd import closed_port
+from ..tools import limits as limits_tool
 from .common import LiveSmtpCase
 
 
@@ -454,6 +456,31 @@ class TestQueue(LiveSmtpCase):
         went = len(self.smtpd.messages)
         self.assertLessEqual(went, 1)
         self.assertEqual(self._state(self.mail_server).day_count, went, "the 4 or 5 not sent were given back")
+
+    def test_reservation_of_a_dead_worker_is_given_back_once(self):
+        """The ledger: what a killed worker reserved and had not started to send goes back, once; a live
+        worker's reservation is left alone; a run that ends closes its own row."""
+        self.backup.active = False
+        self.mail_server.smtp_routing_daily_max = 100
+        Reservation = self.env["smtp_routing.reservation"].sudo()
+        items = [limits_tool.Item()] * 10
+        _reservation, row_id = Reservation._smtp_routing_open(
+            self.mail_server, items, (2**31 - 1, None), lambda _r: (10, 10, 0)
+        )
+        Reservation._smtp_routing_at_risk(row_id, 3, 3, 0)
+        self.assertEqual(self._state(self.mail_server).day_count, 10)
+        live = backend(self.env.cr)
+        _reservation, live_id = Reservation._smtp_routing_open(self.mail_server, items[:2], live, lambda _r: (2, 2, 0))
+        self.assertEqual(Reservation._smtp_routing_take_over(), 1)
+        self.assertEqual(self._state(self.mail_server).day_count, 5, "7 of the dead worker's 10 given back")
+        self.assertEqual(Reservation._smtp_routing_take_over(), 0)
+        self.assertEqual(self._state(self.mail_server).day_count, 5, "never twice")
+        self.assertEqual(Reservation.search([]).ids, [live_id], "a live worker's reservation stays")
+        mails = self._mails(2)
+        mails.send()
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertEqual(self._state(self.mail_server).day_count, 7)
+        self.assertEqual(Reservation.search([]).ids, [live_id], "the run closed its own row")
 
     def test_windows_follow_the_database_clock(self):
         self.backup.active = False
