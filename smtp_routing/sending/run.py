@@ -62,6 +62,7 @@ from odoo.tools.mail import email_split_and_format
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
 from ..models import params
+from ..models.ir_mail_server import MAIL_ID_CONTEXT, attempt_details
 from ..models.smtp_routing_reservation import backend
 from ..models.smtp_routing_send_as import Judge
 from ..models.smtp_routing_server_state import DB_NOW_SQL, db_now
@@ -69,7 +70,7 @@ from ..tools import lanes as lanes_tool
 from ..tools import limits as limits_tool
 from ..tools import pipelining, routing
 from ..tools.addresses import split_addresses
-from ..tools.smtp_errors import Outcome, classify, classify_reply, refused_recipients
+from ..tools.smtp_errors import Outcome, classified, classify_reply, refused_recipients
 
 _logger = logging.getLogger(__name__)
 
@@ -200,27 +201,28 @@ class _Features:
 class LaneSession:
     """What ``send_email()`` sees of a server's lanes for one group of mails.
 
-    Odoo's session attributes (``from_filter``, ``smtp_from``, the server) and a
+    Odoo's session attributes (``from_filter``, ``smtp_from``) and a
     ``send_message()`` that flattens the prepared message, hands it to the lane of
-    the mail being sent and returns at once: the run settles the lane's result.
+    the mail being sent and returns at once: the run settles the lane's result,
+    and records the attempt in the delivery log (``send_email()`` leaves it to the run).
     """
 
-    def __init__(self, lanes, server_id, smtp_from, from_filter):
+    smtp_routing_records_attempts = True  # send_email(): the run records what this session sends
+
+    def __init__(self, lanes, smtp_from, from_filter):
         self.smtp_routing_lanes = lanes
-        self.smtp_routing_server_id = server_id
-        self.smtp_routing_details = None  # what send_email() records of the next message
         self.smtp_from = smtp_from
         self.from_filter = from_filter
         self.__obj__ = _Features(lanes.features)
         self.lane = None  # the lane of the mail being sent
         self.entry = None  # its _InFlight
-        self.token = None  # bookkeeping of the next message (part key, cost)
+        self.token = None  # bookkeeping of the next message (part key, cost, what the log records of it)
 
     def send_message(self, msg, from_addr=None, to_addrs=None):
         from_addr, to_addrs, data, options = pipelining.flatten(
             msg, from_addr, to_addrs, smtputf8="smtputf8" in self.__obj__.esmtp_features
         )
-        token = {**(self.token or {}), "details": self.smtp_routing_details or {}}
+        token = dict(self.token or {})
         self.entry.jobs += 1
         self.lane.submit(lanes_tool.Job(self.entry.mail.id, from_addr, to_addrs, data, options, token))
         return {}
@@ -696,14 +698,14 @@ class QueueRun:
         IrMailServer = self._sender_env(group.alias_domain_id)
         lanes = self._pooled(server)
         if lanes is not None:
-            return LaneSession(lanes, server.id, group.smtp_from_for(server), lanes.from_filter)
+            return LaneSession(lanes, group.smtp_from_for(server), lanes.from_filter)
         try:
             connection = IrMailServer.connect(
                 mail_server_id=server.id if server else None, smtp_from=group.smtp_from_for(server)
             )
             return self._open_lanes(server, connection, IrMailServer, group)
         except Exception as error:  # noqa: BLE001 - classified, logged by connect(), then failed over
-            outcome = classify(error)
+            outcome = classified(error)  # what connect() classified and recorded
             self.first_error = self.first_error or str(error)
             # Only transport, login, TLS, time-out and 4xx failures mean "this server, not now" (cooldown,
             # fail-over); a configuration error or an error nothing explains fails fast, as stock Odoo does.
@@ -754,7 +756,7 @@ class QueueRun:
         self.pool[key] = lanes
         smtp_from = group.smtp_from_for(server)
         self.openers[key] = lambda: IrMailServer.connect(mail_server_id=server.id, smtp_from=smtp_from)
-        return LaneSession(lanes, server.id, smtp_from, lanes.from_filter)
+        return LaneSession(lanes, smtp_from, lanes.from_filter)
 
     def _add_lane(self, server, lanes):
         """One more connection to a busy server; if it cannot be opened, the server keeps the lanes it has."""
@@ -924,9 +926,13 @@ class QueueRun:
         return dict(self.parts.get(mail_id, [])).get(key, 1)
 
     # -- sending ------------------------------------------------------------------------------------------
-    def _sender_env(self, alias_domain_id, email=None, validated_to=None):
+    def _sender_env(self, alias_domain_id, email=None, validated_to=None, mail_id=None):
+        """ir.mail_server with what Odoo's send_email() and ours read of the call (Odoo's signature is fixed):
+        the alias domain's addresses, the validated recipients, the mail.mail id for the delivery log."""
         IrMailServer = self.env["ir.mail_server"]
         context = {}
+        if mail_id:
+            context[MAIL_ID_CONTEXT] = mail_id
         if validated_to is not None:
             context["send_validated_to"] = validated_to
         if alias_domain_id:
@@ -1091,11 +1097,13 @@ class QueueRun:
             self._sent(mail, progress, key, ledger, token["cost"], result.delivery.refused)
             return
         error = result.error
+        outcome = classified(error)  # once, here, where the lane's failure comes back
         if not isinstance(error, smtplib.SMTPServerDisconnected):  # as Odoo's send_email() raises it
             wrapped = MailDeliveryException(self.env._("Mail Delivery Failed"), f"{type(error).__name__}: {error}")
             wrapped.__context__ = error
             error = wrapped
-        Log._smtp_routing_record(error=error, duration=result.duration, **token["details"])
+            classified(error, outcome)
+        Log._smtp_routing_record(outcome=outcome, duration=result.duration, **token["details"])
         try:
             self._send_failed(mail, progress, key, error)
         except _RetryElsewhere as retry:
@@ -1241,7 +1249,7 @@ class QueueRun:
                 if address:  # only this address of the message, which the others already got
                     email = {**email, "email_to": [address], "email_cc": []}
                 validated_to = [address] if address else validated
-                sender = self._sender_env(group.alias_domain_id, email, validated_to)
+                sender = self._sender_env(group.alias_domain_id, email, validated_to, mail_id=mail.id)
                 msg = sender.build_email(
                     email_from=email_from,
                     email_to=email["email_to"],
@@ -1259,10 +1267,15 @@ class QueueRun:
                     headers=email["headers"],
                 )
                 self.partly_refused = {}
+                server_id = server.id if server else None
                 if isinstance(session, LaneSession):
-                    session.token = {"key": key, "cost": self._part_cost(server, mail.id, key)}
-                try:
-                    sent_id = sender.send_email(msg, mail_server_id=mail.mail_server_id.id, smtp_session=session)
+                    session.token = {
+                        "key": key,
+                        "cost": self._part_cost(server, mail.id, key),
+                        "details": attempt_details(msg, server_id, mail.id),
+                    }
+                try:  # the server it goes through is an argument (Odoo: "may yield better log messages")
+                    sent_id = sender.send_email(msg, mail_server_id=server_id, smtp_session=session)
                 except AssertionError as error:
                     if str(error) != IrMailServer.NO_VALID_RECIPIENT:
                         raise
@@ -1300,7 +1313,7 @@ class QueueRun:
         if refusals is not None:  # these recipients only; the session goes on
             self._refused(mail, progress, key, refusals, delivered=False)
             return
-        outcome = classify(error)
+        outcome = classified(error)  # as send_email() (or _settle_job) recorded it
         session_gone = isinstance(error, smtplib.SMTPServerDisconnected) or isinstance(
             getattr(error, "__context__", None), smtplib.SMTPServerDisconnected
         )
@@ -1326,9 +1339,8 @@ class QueueRun:
 
     # -- results ---------------------------------------------------------------------------------------------
     def _reason(self, outcome):
-        labels = dict(self.env["smtp_routing.delivery.log"]._fields["category"]._description_selection(self.env))
-        code = " ".join(str(part) for part in (outcome.smtp_code, outcome.enhanced_status) if part)
-        return " - ".join(part for part in (labels.get(outcome.category, outcome.category), code, outcome.text) if part)
+        """A failure in words for the mail: the words of its history row (one Outcome, one wording)."""
+        return self.env["smtp_routing.delivery.log"]._smtp_routing_words(outcome)
 
     def _record_failure(self, mail, server, error):
         IrMailServer = self.env["ir.mail_server"]
@@ -1344,7 +1356,7 @@ class QueueRun:
             else:
                 failure_type = "unknown"
         if reason is None:
-            outcome = classify(error)
+            outcome = classified(error)
             if outcome.category == "other" and not outcome.smtp_code:
                 reason, failure_type = exception_to_unicode(error), "unknown"  # as stock Odoo words it
             else:
