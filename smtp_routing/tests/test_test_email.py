@@ -1,10 +1,13 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """The test button sends a real email and records the outcome."""
 
+from unittest.mock import patch
+
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
 from ..models.smtp_routing_delivery_log import CATEGORY_SELECTION
+from ..tools import smtp_errors
 from .common import LiveSmtpCase
 
 
@@ -125,6 +128,15 @@ class TestTestEmail(LiveSmtpCase):
                 self.assertEqual((wizard.result_code, wizard.result_reply), (code, queued.reply))
                 self.assertEqual(wizard.result_hint, queued.hint)
                 self.assertEqual(queued.summary, f"{dict(CATEGORY_SELECTION)[category]} - {code} - {reply[4:]}")
+
+    def test_a_failure_is_classified_once(self):
+        """Where it happens (send_email() records it); the queue run reads that Outcome, never classifies again."""
+        self.smtpd.add_fault("MAIL", reply="550 5.7.1 Sender address not allowed here")
+        mail = self.create_mail()
+        with patch.object(smtp_errors, "classify", wraps=smtp_errors.classify) as classify:
+            mail.send()
+        self.assertEqual(mail.state, "exception")
+        self.assertEqual(classify.call_count, 1)
 
     # -- issue 14: test emails are mail too ------------------------------------------------------------
     def test_test_emails_count_against_the_server_limits(self):
