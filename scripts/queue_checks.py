@@ -15,6 +15,12 @@ slow         a server that takes 1 s per message, a 5 s lease, 12 mails, and a s
 greylist     a server that answers 450 to one recipient at RCPT: the other mails of the run
              are delivered, the greylisted one waits for its retry, and the server does not
              cool down.
+quota        a server limited to 200 per hour, 300 mails, the worker SIGKILLed after it reserved
+             the 200 and sent part of them: its reservation stays in the ledger
+             (smtp_routing.reservation); two recovery runs start at once, one of them gives back
+             what the dead worker reserved and had not started to send (exactly once), and the
+             recovery uses all of it: the server's count ends at exactly 200, never above, and the
+             server received at most 200 messages in all.
 
 Prints CHECK lines (``CHECK <what>: True/False``) and exits 0 if every check passed.
 """
@@ -71,13 +77,18 @@ deferred = env["mail.mail"].search_count([("subject", "like", "{tag} %"), ("stat
                                          ("scheduled_date", ">", fields.Datetime.now())])
 ids = env["mail.mail"].search([("subject", "like", "{tag} %")]).mapped("message_id")
 cooling = [str(d) for d in env["smtp_routing.server.state"].search([]).mapped("cooldown_until") if d]
-print("REPORT " + json.dumps({{"states": counts, "deferred": deferred, "message_ids": ids, "cooling": cooling}}))
+counted = sum(env["smtp_routing.server.state"].search([]).mapped("throttle_count"))
+env.cr.execute("SELECT units, units_at_risk FROM smtp_routing_reservation")
+ledger = env.cr.fetchall()
+print("REPORT " + json.dumps({{"states": counts, "deferred": deferred, "message_ids": ids, "cooling": cooling,
+                              "counted": counted, "ledger": ledger}}))
 """
 
 RESET = """
 env["mail.mail"].search([]).unlink()
 env["ir.mail_server"].search([]).unlink()
 env["smtp_routing.server.state"].search([]).unlink()
+env["smtp_routing.reservation"].search([]).unlink()
 env.cr.commit()
 """
 
@@ -287,6 +298,54 @@ def greylist(odoo, sink, workdir, count=5):
     ]
 
 
+def quota(odoo, sink, workdir, count=300, limit=200):
+    """A killed worker's reservation is given back once, and the next runs use all of it, never more."""
+    tag = "quota"
+    odoo.shell(RESET)
+    sink.clear()
+    sink.delay = 0.02
+    odoo.shell(SETUP.format(port=sink.port, throttle=limit, lease=600, count=count, tag=tag))
+    go = os.path.join(workdir, "go-quota")
+    Path(go).touch()
+    worker = odoo.spawn(WORKER.format(go=go, mode="queue"))
+    sink.wait_for(70, timeout=120)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    time.sleep(0.5)
+    at_kill = len(sink.messages)
+    before = odoo.report(tag)
+    at_risk = sum(row[1] for row in before["ledger"])
+    sink.delay = 0.0
+    recovery = [odoo.spawn(WORKER.format(go=go, mode="queue")) for _ in range(2)]
+    errors = []
+    for process in recovery:
+        process.wait(timeout=300)
+        if process.returncode:
+            errors.append(process.stderr.read()[-2000:])
+    time.sleep(0.5)
+    after = odoo.report(tag)
+    delivered = len(sink.messages)
+    return [
+        check(
+            "quota: the killed worker left its reservation in the ledger",
+            0 < at_kill < limit and before["counted"] == limit and len(before["ledger"]) == 1,
+            f"{at_kill} delivered at the kill, counted {before['counted']}, ledger {before['ledger']}",
+        ),
+        check("quota: the recovery runs ran without error", not errors, "; ".join(errors)[:500]),
+        check(
+            "quota: the recovery used the capacity the dead worker had not started to send",
+            delivered - at_kill == limit - at_risk and after["counted"] == limit,
+            f"{delivered - at_kill} sent after the kill, {limit - at_risk} given back, counted {after['counted']}",
+        ),
+        check(
+            f"quota: never above the limit ({limit})",
+            after["counted"] <= limit and delivered <= limit,
+            f"counted {after['counted']}, server received {delivered}",
+        ),
+        check("quota: the reservation was given back once and closed", not after["ledger"], after["ledger"]),
+    ]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--odoo-path", required=True)
@@ -305,6 +364,7 @@ def main():
             "crash": lambda: crash(odoo, sink, workdir),
             "slow": lambda: slow(odoo, sink, workdir),
             "greylist": lambda: greylist(odoo, sink, workdir),
+            "quota": lambda: quota(odoo, sink, workdir),
         }
         results = []
         for name, run_check in checks.items():

@@ -16,4 +16,5 @@ from . import smtp_routing_route
 from . import smtp_routing_bulk
 from . import smtp_routing_send_as
 from . import smtp_routing_server_state
+from . import smtp_routing_reservation
 from . import res_config_settings

@@ -26,7 +26,7 @@ from ..tools import dns_checks, hostport, netpolicy, presets, secrets
 from ..tools import limits as limits_tool
 from ..tools import routing as routing_tool
 from ..tools.headers import RawHeader, keep_raw
-from ..tools.smtp_errors import MessageTooLarge, classify
+from ..tools.smtp_errors import MessageTooLarge, classified
 from . import oauth, params
 from .access import require_admin
 from .smtp_routing_delivery_log import CATEGORY_SELECTION
@@ -34,9 +34,32 @@ from .smtp_routing_server_state import db_now, state_from_row
 
 _logger = logging.getLogger(__name__)
 
-# Private header that carries the mail.mail id from _prepare_outgoing_list to
-# send_email, where it is removed before the message leaves.
-MAIL_ID_HEADER = "X-Smtp-Routing-Mail-Id"
+# What a queue run tells send_email() about the message it sends (Odoo's send_email() signature is fixed:
+# the run passes them on the environment of the call, as Odoo passes send_validated_to): the mail.mail id.
+MAIL_ID_CONTEXT = "smtp_routing_mail_id"
+# Set by send_email() for its own call: the server the message goes through (for _prepare_email_message).
+SERVER_ID_CONTEXT = "smtp_routing_sending_server_id"
+
+
+def attempt_details(message, server_id, mail_id):
+    """What the delivery log records of one SMTP attempt, read from the message before it leaves."""
+    recipients = [
+        address
+        for _name, address in email.utils.getaddresses(
+            [str(value) for header in ("To", "Cc", "Bcc") for value in (message.get_all(header) or [])]
+        )
+        if address
+    ]
+    return {
+        "server_id": server_id,
+        "mail_id": mail_id or False,
+        "message_id": message["Message-Id"],
+        "subject": message["Subject"],
+        "email_from": message["From"],
+        "recipients": recipients,
+    }
+
+
 # written as they are, never refolded into encoded words (Gmail reads List-Unsubscribe byte for byte)
 UNFOLDED_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post")
 DNS_NAMESERVER = "smtp_routing.dns_nameserver"
@@ -1494,7 +1517,7 @@ class IrMailServer(models.Model):
         if modules.module.current_test:
             return super().connect(**kwargs)
         if not mail_server_id and not host:
-            # Resolve the server here (as super() would) so the session knows which server it is.
+            # Resolve the server here (as super() would), for its time-out, TLS and pinned addresses.
             server, smtp_from = self.sudo()._find_mail_server(smtp_from)
             mail_server_id = server.id if server else None
             kwargs.update(smtp_from=smtp_from, mail_server_id=mail_server_id)
@@ -1506,9 +1529,10 @@ class IrMailServer(models.Model):
             with per_server_connection(timeout, server._smtp_routing_tls_context() if server else None, pinned):
                 connection = super().connect(**kwargs)
         except Exception as error:
+            # classified here, once: the history, the queue run and the test dialog read this Outcome
             self.env["smtp_routing.delivery.log"]._smtp_routing_record(
                 server_id=mail_server_id,
-                error=error,
+                outcome=classified(error),
                 duration=time.monotonic() - started,
                 stage="connect",
                 email_from=smtp_from,
@@ -1517,7 +1541,6 @@ class IrMailServer(models.Model):
                 server._smtp_routing_note_sign_in(error)
             raise
         if connection is not None:
-            connection.smtp_routing_server_id = mail_server_id
             make_quit_safe(connection)
             if server:
                 server._smtp_routing_note_sign_in(None)
@@ -1534,7 +1557,7 @@ class IrMailServer(models.Model):
             if server.smtp_routing_oauth_problem:
                 server.write({"smtp_routing_oauth_problem": False, "smtp_routing_oauth_problem_date": False})
             return
-        if classify(error).category != "oauth_revoked":
+        if classified(error).category != "oauth_revoked":
             return
         message = error.args[0] if isinstance(error, oauth.TokenError) and error.args else str(error)
         first = not server.smtp_routing_oauth_problem
@@ -1583,8 +1606,8 @@ class IrMailServer(models.Model):
         return smtp_from, smtp_to_list, message
 
     def _smtp_routing_prepare_identity(self, message, smtp_session):
-        server_id = getattr(smtp_session, "smtp_routing_server_id", None) if smtp_session else None
-        if not server_id:
+        server_id = self.env.context.get(SERVER_ID_CONTEXT)  # set by send_email() for this call only
+        if not server_id or not smtp_session:
             return super()._prepare_email_message(message, smtp_session)
         server = self.sudo().browse(server_id)
         if server.smtp_routing_sender_email and not message["Sender"]:
@@ -1668,8 +1691,6 @@ class IrMailServer(models.Model):
         smtp_debug=False,
         smtp_session=None,
     ):
-        mail_id = message[MAIL_ID_HEADER]
-        del message[MAIL_ID_HEADER]
         kwargs = dict(
             mail_server_id=mail_server_id,
             smtp_server=smtp_server,
@@ -1684,34 +1705,25 @@ class IrMailServer(models.Model):
         )
         if modules.module.current_test:
             return super().send_email(message, **kwargs)
-        server_id = getattr(smtp_session, "smtp_routing_server_id", None) or mail_server_id
-        recipients = [
-            address
-            for _name, address in email.utils.getaddresses(
-                [str(value) for header in ("To", "Cc", "Bcc") for value in (message.get_all(header) or [])]
-            )
-            if address
-        ]
-        details = {
-            "server_id": server_id,
-            "mail_id": int(mail_id) if mail_id and str(mail_id).isdigit() else False,
-            "message_id": message["Message-Id"],
-            "subject": message["Subject"],
-            "email_from": message["From"],
-            "recipients": recipients,
-        }
+        # The server is an argument (a queue run names the server it sends through); without a session or a
+        # server, the one Odoo's connect() will choose for this From.
+        server_id = mail_server_id
+        if not server_id and not smtp_session and not smtp_server:
+            server = self.sudo()._find_mail_server(message["From"])[0]
+            server_id = server.id if server else None
+        details = attempt_details(message, server_id, self.env.context.get(MAIL_ID_CONTEXT))
         Log = self.env["smtp_routing.delivery.log"]
         # A queue run's lanes (sending.run.LaneSession) send later, in another thread: the run records the
         # attempt when the server has answered.
-        handed_over = hasattr(smtp_session, "smtp_routing_details")
-        if handed_over:
-            smtp_session.smtp_routing_details = details
+        handed_over = getattr(type(smtp_session), "smtp_routing_records_attempts", False) is True
         started = time.monotonic()
         try:
             self._smtp_routing_check_size(message, server_id, smtp_session)
-            result = super().send_email(message, **kwargs)
+            sender = self.with_context(**{SERVER_ID_CONTEXT: server_id}) if server_id else self
+            result = super(IrMailServer, sender).send_email(message, **kwargs)
         except Exception as error:
-            Log._smtp_routing_record(error=error, duration=time.monotonic() - started, **details)
+            # classified here, once (kept on the error): the queue run and the test dialog read the same Outcome
+            Log._smtp_routing_record(outcome=classified(error), duration=time.monotonic() - started, **details)
             raise
         if not handed_over:
             Log._smtp_routing_record(duration=time.monotonic() - started, **details)

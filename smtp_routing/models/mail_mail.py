@@ -5,7 +5,6 @@ from odoo.tools import email_normalize
 from ..sending.run import QueueRun
 from ..tools import routing, send_as
 from ..tools.unsubscribe import list_unsubscribe_headers
-from .ir_mail_server import MAIL_ID_HEADER
 from .smtp_routing_send_as import Judge
 
 
@@ -209,17 +208,13 @@ class MailMail(models.Model):
         return result
 
     def _prepare_outgoing_list(self, mail_server=False, recipients_follower_status=None):
-        """Tag each outgoing email with its mail.mail id for the delivery log (removed before sending).
-
-        Bulk mail also gets a one-click unsubscribe link (RFC 8058) when it has none (mass_mailing's is kept).
-        """
+        """Bulk mail gets a one-click unsubscribe link (RFC 8058) when it has none (mass_mailing's is kept)."""
         emails = super()._prepare_outgoing_list(
             mail_server=mail_server, recipients_follower_status=recipients_follower_status
         )
-        bulk = self._smtp_routing_purpose() == "bulk"
-        for outgoing in emails:
-            outgoing["headers"] = {**(outgoing.get("headers") or {}), MAIL_ID_HEADER: str(self.id)}
-            if bulk:
+        if self._smtp_routing_purpose() == "bulk":
+            for outgoing in emails:
+                outgoing["headers"] = dict(outgoing.get("headers") or {})  # each email its own (Odoo shares one)
                 self._smtp_routing_add_unsubscribe(outgoing)
         return emails
 

@@ -5,7 +5,7 @@ from odoo import api, fields, models
 from odoo.tools import email_normalize
 
 from ..tools.bounces import CLASSES as BOUNCE_CLASSES
-from ..tools.smtp_errors import CATEGORIES, classify
+from ..tools.smtp_errors import CATEGORIES, Outcome, classified, describe
 from . import params
 
 CATEGORY_SELECTION = [
@@ -185,8 +185,14 @@ class SmtpRoutingDeliveryLog(models.Model):
                 label = bounce_labels.get(log.bounce_class, log.bounce_class or "")
             else:
                 label = labels.get(log.category, log.category or "")
-            code = " ".join(str(part) for part in (log.smtp_code or "", log.enhanced_status or "") if part)
-            log.summary = " - ".join(part for part in (label, code, log.reply or "") if part)
+            outcome = Outcome(log.category or "", log.smtp_code or None, log.enhanced_status or None, log.reply or "")
+            log.summary = describe(outcome, label)
+
+    @api.model
+    def _smtp_routing_words(self, outcome):
+        """A classified failure in words, as the history row of the same failure shows it (its summary)."""
+        labels = dict(self._fields["category"]._description_selection(self.env))
+        return describe(outcome, labels.get(outcome.category, outcome.category))
 
     # -- recording (called while sending; buffered, written in one INSERT) -------------------
     @api.model
@@ -204,8 +210,12 @@ class SmtpRoutingDeliveryLog(models.Model):
         recipients=(),
         category=None,
         reply=None,
+        outcome=None,
     ):
         """Buffer one attempt; rows are inserted together before the transaction commits.
+
+        A failure is recorded from its :class:`Outcome` (``outcome``, or the one classified once for
+        ``error``: ``tools.smtp_errors.classified``), the same value the queue and the test dialog word.
 
         Also flushed explicitly at the end of a ``mail.mail.send()`` run (see
         ``_smtp_routing_flush``) so a batch costs one INSERT, not one per mail.
@@ -223,12 +233,12 @@ class SmtpRoutingDeliveryLog(models.Model):
             "source": self.env.context.get("smtp_routing_source") or "direct",
             "stage": stage,
             "duration_ms": int(duration * 1000),
-            "outcome": "sent" if error is None and not category else "failed",
+            "outcome": "sent" if error is None and outcome is None and not category else "failed",
         }
         if category:  # refused by a rule before any SMTP attempt
             vals.update(category=category, reply=reply or False)
-        if error is not None:
-            outcome = classify(error)
+        if error is not None or outcome is not None:
+            outcome = outcome or classified(error)
             vals.update(
                 category=outcome.category,
                 smtp_code=outcome.smtp_code or False,

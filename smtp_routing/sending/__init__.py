@@ -1,7 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """The sending engine: what happens to queued mail between Odoo's queue and the delivery log.
 
-- :mod:`.run`: one queue run (claim, plan, reserve, connect, send, classify, record), the counterpart of
+- :mod:`.run`: one queue run (claim, plan, reserve, connect, send, classify once, record), the counterpart of
   Odoo's ``mail.mail._send``;
 - :mod:`.transport`: the pieces under each SMTP session (time-out, TLS, pinned addresses, redacted debug
   output), put in place by :func:`.transport.install`.

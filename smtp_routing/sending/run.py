@@ -1,8 +1,24 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-"""One run of the outgoing queue: claim, plan, reserve, send, fail over, defer, record.
+"""One run of the outgoing queue: claim, plan, reserve, connect, send, classify once, record.
 
 Used by ``mail.mail.send()`` for every path (queue cron, send now, composer,
-post-commit sends). Compared with stock Odoo it:
+post-commit sends). It mirrors Odoo 18's ``odoo/addons/mail/models/mail_mail.py``:
+
+- ``MailMail.send``: mails batched by ``_split_by_mail_configuration``, one SMTP
+  session per batch, a failed connection failing the batch (here: fail-over);
+- ``MailMail._send``: the per-mail loop (lock the notifications,
+  ``_prepare_outgoing_list``, ``build_email``, ``send_email`` on the batch's
+  session, Odoo's failure types, ``_postprocess_sent_message``);
+- ``MailMail._split_by_mail_configuration``, whose batches (server, alias
+  domain, envelope sender) the run takes as they are when no route applies;
+- ``MailMail.process_email_queue``, which calls ``send(auto_commit=True)`` on the
+  due mails and is what the lease and the cron wake-ups work with.
+
+``ODOO_MIRRORS`` below keeps the sha256 of each of these functions' source; a
+framework-free test (``tests/test_odoo_mirror.py``) fails when Odoo's source
+differs, so an Odoo upgrade forces a review of this module.
+
+Compared with stock Odoo it:
 
 - claims the mails it sends (row locks with SKIP LOCKED, then a lease committed
   with them, naming the claiming PostgreSQL backend), so two workers never send
@@ -38,22 +54,43 @@ from datetime import timedelta
 import psycopg2
 from psycopg2 import errors as pg_errors
 
-from odoo import SUPERUSER_ID, fields, modules, tools
+from odoo import SUPERUSER_ID, fields, modules
 from odoo.exceptions import AccessError
+from odoo.tools import exception_to_unicode, split_every
+from odoo.tools.mail import email_split_and_format
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 
 from ..models import params
+from ..models.ir_mail_server import MAIL_ID_CONTEXT, attempt_details
+from ..models.smtp_routing_reservation import backend
 from ..models.smtp_routing_send_as import Judge
 from ..models.smtp_routing_server_state import DB_NOW_SQL, db_now
 from ..tools import lanes as lanes_tool
 from ..tools import limits as limits_tool
 from ..tools import pipelining, routing
 from ..tools.addresses import split_addresses
-from ..tools.smtp_errors import Outcome as SmtpOutcome
-from ..tools.smtp_errors import classify, classify_reply, refused_recipients
+from ..tools.smtp_errors import Outcome, classified, classify_reply, refused_recipients
 
 _logger = logging.getLogger(__name__)
+
+# The Odoo 18 functions this module mirrors (path under the Odoo tree: class.function) and the sha256 of
+# their source lines, from ``def`` to the last line. When a test says one changed: read Odoo's new
+# version, bring this module in line with it, then put the new hash here.
+ODOO_MIRRORS = {
+    "addons/mail/models/mail_mail.py:MailMail.send": (
+        "f6a682e1a7a0e79ae712f61318a4066343c55fa79e63610caa312b8f5a66651e"
+    ),
+    "addons/mail/models/mail_mail.py:MailMail._send": (
+        "6171a9e78904cd52dc06fe932f9ba8954bc3932bf28e71d50d919d63e48bfa47"
+    ),
+    "addons/mail/models/mail_mail.py:MailMail._split_by_mail_configuration": (
+        "e5394b14f45b57472bb417e29a373006d93fb6555bc1d072dc1ad011e4b2c646"
+    ),
+    "addons/mail/models/mail_mail.py:MailMail.process_email_queue": (
+        "cb8136cce86400affd4eb04860d7553efc4b0a47e26d1bdb2388cd889764b971"
+    ),
+}
 
 # Odoo's closed failure_type selections, for our categories (the reason keeps the detail).
 FAILURE_TYPES = {
@@ -117,7 +154,9 @@ class Group:
 
 
 @dataclass
-class Outcome:
+class Results:
+    """What the run settled since its last flush: the states to write."""
+
     sent: dict = field(default_factory=dict)  # mail id -> (server id, message id, success pids, failure type)
     # mail id -> (server id, reason, failure type, success pids, failure type kept on the mail itself)
     failed: dict = field(default_factory=dict)
@@ -127,11 +166,21 @@ class Outcome:
 
 @dataclass
 class Ledger:
-    """What one server's reservation counted, and what of it was really sent (to give the rest back)."""
+    """What one server's reservation counted, and what of it was really sent (to give the rest back).
+
+    The run's own view of its row in the ``smtp_routing.reservation`` ledger (``row_id``), which lets
+    another run give back what a killed worker held."""
 
     reserved: object = None  # tools.limits.State the reservation left
     costs: dict = field(default_factory=dict)  # mail id -> (units reserved, bytes)
     used: dict = field(default_factory=dict)  # mail id -> units sent
+    row_id: int | None = None  # the ledger row in PostgreSQL
+    started: set = field(default_factory=set)  # mails of the chunks started: at risk (committed in the row)
+
+    def at_risk(self):
+        """(units, mails, bytes) of the mails of the chunks started: sent, or possibly sent."""
+        mine = [self.costs[mail_id] for mail_id in self.started if mail_id in self.costs]
+        return sum(units for units, _size in mine), len(mine), sum(size for _units, size in mine)
 
     def unused(self):
         cost = sum(max(units - self.used.get(mail_id, 0), 0) for mail_id, (units, _size) in self.costs.items())
@@ -152,27 +201,28 @@ class _Features:
 class LaneSession:
     """What ``send_email()`` sees of a server's lanes for one group of mails.
 
-    Odoo's session attributes (``from_filter``, ``smtp_from``, the server) and a
+    Odoo's session attributes (``from_filter``, ``smtp_from``) and a
     ``send_message()`` that flattens the prepared message, hands it to the lane of
-    the mail being sent and returns at once: the run settles the lane's result.
+    the mail being sent and returns at once: the run settles the lane's result,
+    and records the attempt in the delivery log (``send_email()`` leaves it to the run).
     """
 
-    def __init__(self, lanes, server_id, smtp_from, from_filter):
+    smtp_routing_records_attempts = True  # send_email(): the run records what this session sends
+
+    def __init__(self, lanes, smtp_from, from_filter):
         self.smtp_routing_lanes = lanes
-        self.smtp_routing_server_id = server_id
-        self.smtp_routing_details = None  # what send_email() records of the next message
         self.smtp_from = smtp_from
         self.from_filter = from_filter
         self.__obj__ = _Features(lanes.features)
         self.lane = None  # the lane of the mail being sent
         self.entry = None  # its _InFlight
-        self.token = None  # bookkeeping of the next message (part key, cost)
+        self.token = None  # bookkeeping of the next message (part key, cost, what the log records of it)
 
     def send_message(self, msg, from_addr=None, to_addrs=None):
         from_addr, to_addrs, data, options = pipelining.flatten(
             msg, from_addr, to_addrs, smtputf8="smtputf8" in self.__obj__.esmtp_features
         )
-        token = {**(self.token or {}), "details": self.smtp_routing_details or {}}
+        token = dict(self.token or {})
         self.entry.jobs += 1
         self.lane.submit(lanes_tool.Job(self.entry.mail.id, from_addr, to_addrs, data, options, token))
         return {}
@@ -220,12 +270,13 @@ class QueueRun:
         self.explanations = {}  # mail id -> how it was routed
         self.judge = Judge(self.env)  # Send-As: facts read once per acting user for the run
         self.send_as = {}  # mail id -> Send-As verdict (a grant may name the servers that may carry it)
-        self.outcome = Outcome()
+        self.results = Results()
         self.first_error = None
         self.progress = {}  # mail id -> recipient results, loaded when first touched
         self.parts = {}  # mail id -> [(part key, recipients)] still to send in this run
         self.now = None  # the database clock at the start of the run
         self.pid = None  # our PostgreSQL backend, named in our claims
+        self.pid_started = None  # when it started: with the pid, names us in the reservation ledger
         self.lease = LEASE_SECONDS
         self.beat_at = 0.0
         self.unfinished = set()  # claimed, and no state of ours written for them yet: our leases to extend
@@ -238,6 +289,8 @@ class QueueRun:
     # -- entry point ------------------------------------------------------------------------------
     def execute(self):
         mails = self._claim()
+        # the reservations of killed workers go back before we reserve (once, whoever recovers first)
+        self.env["smtp_routing.reservation"].sudo()._smtp_routing_take_over()
         if not mails:
             return True
         self.cooling, self.failing = self.State._smtp_routing_health(self._all_servers())
@@ -274,8 +327,7 @@ class QueueRun:
                     [ids],
                 )
                 claimed = [row[0] for row in cr.fetchall()]
-                cr.execute("SELECT pg_backend_pid()")
-                self.pid = cr.fetchone()[0]
+                self.pid, self.pid_started = backend(cr)
                 if claimed:
                     cr.execute(
                         f"UPDATE mail_mail SET smtp_routing_lease_until = {DB_NOW_SQL} + %s * interval '1 second', "  # noqa: S608
@@ -401,7 +453,7 @@ class QueueRun:
             if decision.route_id is None:
                 stock_ids.append(mail.id)
                 continue
-            emails_from = tools.mail.email_split_and_format(mail.email_from)
+            emails_from = email_split_and_format(mail.email_from)
             email_from = emails_from[0] if emails_from else mail.email_from
             alias_domain_id = mail.record_alias_domain_id.id
             key = (alias_domain_id, email_from, tuple(decision.server_ids), decision.route_reason)
@@ -514,11 +566,11 @@ class QueueRun:
             mail.check_access("write")
             mail.mail_message_id.check_access("write")
         except AccessError as error:
-            return tools.exception_to_unicode(error)
+            return exception_to_unicode(error)
         return None
 
     def _fail_access(self, mail, reason):
-        self.outcome.failed[mail.id] = (False, reason, "unknown", [], "unknown")
+        self.results.failed[mail.id] = (False, reason, "unknown", [], "unknown")
         self.first_error = self.first_error or reason
 
     def refuse(self, problem):
@@ -529,8 +581,8 @@ class QueueRun:
         self._flush()
 
     def _fail_send_as(self, mail, problem):
-        reason = self._reason(SmtpOutcome("send_as_denied", text=problem))
-        self.outcome.failed[mail.id] = (False, reason, "mail_from_invalid", [], "mail_from_invalid")
+        reason = self._reason(Outcome("send_as_denied", text=problem))
+        self.results.failed[mail.id] = (False, reason, "mail_from_invalid", [], "mail_from_invalid")
         self.explanations[mail.id] = self.env._("Refused before sending: Send-As denied.")
         self.first_error = self.first_error or reason
         self.env["smtp_routing.delivery.log"]._smtp_routing_record(
@@ -545,44 +597,64 @@ class QueueRun:
 
     # -- one group -------------------------------------------------------------------------------------
     def _run_group(self, group):
+        """Each candidate in turn: reserve room under its limits, then (only with room) connect and send.
+
+        A server at its cap, cooling down or archived is never connected to. What was reserved and not
+        sent (a failed connection, a failure mid-batch) is given back."""
         order = {mail_id: index for index, mail_id in enumerate(group.mail_ids)}
         pending = list(group.mail_ids)
         blocked = []  # (until, reason, kind) of candidates that could not take everything (kind: failure, limit)
         refusals = defaultdict(list)  # mail id -> reasons of servers whose limits it can never fit
         config = []  # reasons of candidates that cannot be used as configured
         now = self.now
-        servers = [server for server in group.candidates if server]
         for server in group.candidates:
             if not pending:
                 break
             if server and self.cooling.get(server.id, now) > now:
                 blocked.append((self.cooling[server.id], self._cooling_reason(server), "failure"))
                 continue
+            if server and not server.active:
+                config.append(self._archived_reason(server))
+                continue
+            ledger = Ledger()
+            grants, overflow, refused = self._reserve(server, pending, blocked, ledger)
+            for mail_id, reason in refused:
+                refusals[mail_id].append(reason)
+            refused_ids = [mail_id for mail_id, _reason in refused]
+            if not grants:  # no room: no connection
+                pending = sorted(set(overflow + refused_ids), key=order.get)
+                continue
+            granted = [mail_id for mail_id, _parts in grants]
             try:
                 session = self._connect(server, group)
             except _ConfigError as error:
+                self._give_back(server, ledger)
                 config.append(str(error))
+                pending = sorted(set(granted + overflow + refused_ids), key=order.get)
                 continue
             if session is False:
+                self._give_back(server, ledger)
                 if server:
                     blocked.append((self.cooling.get(server.id, now), self._cooling_reason(server), "failure"))
+                    pending = sorted(set(granted + overflow + refused_ids), key=order.get)
                     continue
                 return  # Odoo's command-line server failed: the mails were failed as stock Odoo does
-            ledger = Ledger()
             try:
-                grants, overflow, refused = self._reserve(server, pending, blocked, ledger)
-                for mail_id, reason in refused:
-                    refusals[mail_id].append(reason)
-                retry, left = self._send_batch(server, session, group, grants, ledger) if grants else ([], [])
+                retry, left = self._send_batch(server, session, group, grants, ledger)
             finally:
                 self._end_session(server, session, ledger)
-            if server and grants:
+            if server:
                 self.State._smtp_routing_finish_batch(server)
             if retry and server:
                 blocked.append((self.cooling.get(server.id, now), self._cooling_reason(server), "failure"))
-            pending = sorted(set(retry + left + overflow + [mail_id for mail_id, _reason in refused]), key=order.get)
-        if not pending:
-            return
+            pending = sorted(set(retry + left + overflow + refused_ids), key=order.get)
+        if pending:
+            self._not_sent(pending, group, blocked, refusals, config)
+
+    def _not_sent(self, pending, group, blocked, refusals, config):
+        """Mails no candidate took: fail those no server's limits can ever hold, or that only
+        misconfigured servers could carry; defer the others to the first free slot."""
+        servers = [server for server in group.candidates if server]
         hopeless = [mail_id for mail_id in pending if servers and len(refusals[mail_id]) >= len(servers)]
         for mail_id in hopeless:
             self._fail_mail(mail_id, False, refusals[mail_id][0], "unknown")
@@ -610,31 +682,30 @@ class QueueRun:
         label = dict(self.env["smtp_routing.delivery.log"]._fields["category"]._description_selection(self.env))
         return f"{label['config']} - {text}"
 
+    def _archived_reason(self, server):
+        return self._config_reason(
+            self.env._(
+                "The server %(server)s is archived: unarchive it, or clear the mail's outgoing server so "
+                "another server can send it.",
+                server=server.name,
+            )
+        )
+
     def _connect(self, server, group):
         """The session (None under Odoo's test mode: send_email pretends), or False when the server failed.
 
         Raises _ConfigError when the server cannot be used as configured: never a reason to cool it down."""
-        if server and not server.active:
-            raise _ConfigError(
-                self._config_reason(
-                    self.env._(
-                        "The server %(server)s is archived: unarchive it, or clear the mail's outgoing server so "
-                        "another server can send it.",
-                        server=server.name,
-                    )
-                )
-            )
         IrMailServer = self._sender_env(group.alias_domain_id)
         lanes = self._pooled(server)
         if lanes is not None:
-            return LaneSession(lanes, server.id, group.smtp_from_for(server), lanes.from_filter)
+            return LaneSession(lanes, group.smtp_from_for(server), lanes.from_filter)
         try:
             connection = IrMailServer.connect(
                 mail_server_id=server.id if server else None, smtp_from=group.smtp_from_for(server)
             )
             return self._open_lanes(server, connection, IrMailServer, group)
         except Exception as error:  # noqa: BLE001 - classified, logged by connect(), then failed over
-            outcome = classify(error)
+            outcome = classified(error)  # what connect() classified and recorded
             self.first_error = self.first_error or str(error)
             # Only transport, login, TLS, time-out and 4xx failures mean "this server, not now" (cooldown,
             # fail-over); a configuration error or an error nothing explains fails fast, as stock Odoo does.
@@ -685,7 +756,7 @@ class QueueRun:
         self.pool[key] = lanes
         smtp_from = group.smtp_from_for(server)
         self.openers[key] = lambda: IrMailServer.connect(mail_server_id=server.id, smtp_from=smtp_from)
-        return LaneSession(lanes, server.id, smtp_from, lanes.from_filter)
+        return LaneSession(lanes, smtp_from, lanes.from_filter)
 
     def _add_lane(self, server, lanes):
         """One more connection to a busy server; if it cannot be opened, the server keeps the lanes it has."""
@@ -746,15 +817,22 @@ class QueueRun:
         if not server or not server._smtp_routing_limits().any:
             return [(mail.id, None) for mail in sendable], [], []
         items = [self._item(mail) for mail in sendable]
-        reservation = self.State._smtp_routing_reserve(server, items)
         limits = server._smtp_routing_limits()
+
+        def granted(reservation):  # (units, mails, bytes) the reservation counts, for its ledger row
+            costs = limits_tool.granted_costs(limits, items, reservation.grants)
+            return sum(units for units, _size in costs.values()), len(costs), sum(size for _u, size in costs.values())
+
+        reservation, ledger.row_id = (
+            self.env["smtp_routing.reservation"]
+            .sudo()
+            ._smtp_routing_open(server, items, (self.pid, self.pid_started), granted)
+        )
         ledger.reserved = reservation.state
         grants = []
-        for index, parts in reservation.grants:
-            mail_id, item = sendable[index].id, items[index]
-            grants.append((mail_id, parts))
-            costs = item.part_costs(limits)
-            ledger.costs[mail_id] = (sum(costs[:parts] if parts else costs), item.size)
+        for index, cost in limits_tool.granted_costs(limits, items, reservation.grants).items():
+            grants.append((sendable[index].id, dict(reservation.grants)[index]))
+            ledger.costs[sendable[index].id] = cost
         names = server._smtp_routing_limit_names()
         refused = [
             (
@@ -789,14 +867,26 @@ class QueueRun:
         return grants, overflow, refused
 
     def _give_back(self, server, ledger):
+        """Give back what the reservation counted and was not sent, and close its ledger row (one transaction)."""
         if not server or ledger.reserved is None:
             return
         cost, mails, size = ledger.unused()
-        if cost or mails:
+        if cost or mails or ledger.row_id:
             try:
-                self.State._smtp_routing_release(server, ledger.reserved, cost, mails, size)
+                self.env["smtp_routing.reservation"].sudo()._smtp_routing_close(
+                    server, ledger.row_id, ledger.reserved, cost, mails, size
+                )
             except Exception:  # noqa: BLE001 - never hide the error that brought us here
                 _logger.exception("smtp_routing: could not give back %s unsent unit(s) of %s", cost, server.name)
+            ledger.reserved = None  # given back: never twice
+
+    def _mark_at_risk(self, ledger, chunk_ids):
+        """Before a chunk goes: its mails may be sent from now on, and a killed run's taker must not give them
+        back (committed at once, one short transaction per chunk)."""
+        if not ledger.row_id:
+            return
+        ledger.started.update(chunk_ids)
+        self.env["smtp_routing.reservation"].sudo()._smtp_routing_at_risk(ledger.row_id, *ledger.at_risk())
 
     def _progress(self, mail):
         if mail.id not in self.progress:
@@ -836,9 +926,13 @@ class QueueRun:
         return dict(self.parts.get(mail_id, [])).get(key, 1)
 
     # -- sending ------------------------------------------------------------------------------------------
-    def _sender_env(self, alias_domain_id, email=None, validated_to=None):
+    def _sender_env(self, alias_domain_id, email=None, validated_to=None, mail_id=None):
+        """ir.mail_server with what Odoo's send_email() and ours read of the call (Odoo's signature is fixed):
+        the alias domain's addresses, the validated recipients, the mail.mail id for the delivery log."""
         IrMailServer = self.env["ir.mail_server"]
         context = {}
+        if mail_id:
+            context[MAIL_ID_CONTEXT] = mail_id
         if validated_to is not None:
             context["send_validated_to"] = validated_to
         if alias_domain_id:
@@ -861,7 +955,8 @@ class QueueRun:
         if not isinstance(session, LaneSession):
             self._watch_refusals(session)
         position, left = 0, []
-        for chunk_ids in tools.split_every(COMMIT_EVERY, mail_ids):
+        for chunk_ids in split_every(COMMIT_EVERY, mail_ids):
+            self._mark_at_risk(ledger, chunk_ids)
             retry = self._send_chunk(server, session, group, list(chunk_ids), budgets, ledger, left)
             position += len(chunk_ids)
             if retry:
@@ -895,7 +990,7 @@ class QueueRun:
                     mail, server, session, group, follower_status, budgets.get(mail.id), ledger
                 )
             except _RetryElsewhere as retry:
-                self.outcome.progress[mail.id] = progress
+                self.results.progress[mail.id] = progress
                 self.first_error = self.first_error or str(retry.error)
                 if server:
                     self.cooling[server.id] = self.State._smtp_routing_failed(server, retry.outcome.category)
@@ -912,7 +1007,7 @@ class QueueRun:
     def _mail_done(self, mail, server, message_id, messages_left, failure_type, left):
         """Every message of the mail that was to go through this server has its result."""
         progress = self._progress(mail)
-        self.outcome.progress[mail.id] = progress
+        self.results.progress[mail.id] = progress
         if messages_left:
             left.append(mail.id)
         elif any(entry.get("at") for entry in progress["retry"].values()):
@@ -963,7 +1058,7 @@ class QueueRun:
                     retry_ids.append(mail.id)  # never handed over: the server failed before
                 continue
             if entry.retry or entry.skipped:
-                self.outcome.progress[mail.id] = self._progress(mail)  # what went stays sent
+                self.results.progress[mail.id] = self._progress(mail)  # what went stays sent
                 retry_ids.append(mail.id)
                 failure = failure or entry.retry
             elif entry.error is not None:
@@ -1002,11 +1097,13 @@ class QueueRun:
             self._sent(mail, progress, key, ledger, token["cost"], result.delivery.refused)
             return
         error = result.error
+        outcome = classified(error)  # once, here, where the lane's failure comes back
         if not isinstance(error, smtplib.SMTPServerDisconnected):  # as Odoo's send_email() raises it
             wrapped = MailDeliveryException(self.env._("Mail Delivery Failed"), f"{type(error).__name__}: {error}")
             wrapped.__context__ = error
             error = wrapped
-        Log._smtp_routing_record(error=error, duration=result.duration, **token["details"])
+            classified(error, outcome)
+        Log._smtp_routing_record(outcome=outcome, duration=result.duration, **token["details"])
         try:
             self._send_failed(mail, progress, key, error)
         except _RetryElsewhere as retry:
@@ -1022,7 +1119,7 @@ class QueueRun:
         if progress["failed"] and not progress["sent"]:
             reason = next(iter(progress["failed"].values()))
             self.first_error = self.first_error or reason
-            self.outcome.failed[mail.id] = (server_id, reason, "mail_email_invalid", pids, "mail_email_invalid")
+            self.results.failed[mail.id] = (server_id, reason, "mail_email_invalid", pids, "mail_email_invalid")
         elif progress["sent"] or progress["failed"]:
             if progress["failed"] or progress["invalid"]:
                 failure_type = failure_type or "mail_email_invalid"
@@ -1030,12 +1127,12 @@ class QueueRun:
             if refused:  # addresses without a partner have no notification: say it on the mail
                 note = self.env._("Refused recipients: %(refused)s", refused="; ".join(refused))
                 self.explanations[mail.id] = f"{self.explanations.get(mail.id, '')}\n{note}".strip()
-            self.outcome.sent[mail.id] = (server_id, message_id or mail.message_id, pids, failure_type)
+            self.results.sent[mail.id] = (server_id, message_id or mail.message_id, pids, failure_type)
         else:  # no valid recipient at all: as stock Odoo, the type goes to notifications only
             reason = self.env._(
                 "Error without exception. Probably due to sending an email without computed recipients."
             )
-            self.outcome.failed[mail.id] = (server_id, reason, failure_type, pids, False)
+            self.results.failed[mail.id] = (server_id, reason, failure_type, pids, False)
 
     def _partners_served(self, progress):
         """The partners whose message went (records, as Odoo's post-processing expects)."""
@@ -1045,12 +1142,12 @@ class QueueRun:
     def _wait_for_retry(self, mail, server):
         """Only recipients waiting for a retry are left: the mail waits for the first of them."""
         progress = self._progress(mail)
-        self.outcome.progress[mail.id] = progress
+        self.results.progress[mail.id] = progress
         entries = [entry for entry in progress["retry"].values() if entry.get("at")]
         if not entries:
             return self._settle(mail, server.id if server else False, None, None)
         first = min(entries, key=lambda entry: entry["at"])
-        self.outcome.waiting[mail.id] = (
+        self.results.waiting[mail.id] = (
             server.id if server else False,
             fields.Datetime.to_datetime(first["at"]),
             self.env._(
@@ -1128,7 +1225,7 @@ class QueueRun:
         progress = self._progress(mail)
         done = settled(progress) | self.refused_now.get(mail.id, set())
         self._lock_notifications(mail)
-        emails_from = tools.mail.email_split_and_format(mail.email_from)
+        emails_from = email_split_and_format(mail.email_from)
         email_from = emails_from[0] if emails_from else mail.email_from
         email_list = mail._prepare_outgoing_list(
             mail_server=server or mail.mail_server_id, recipients_follower_status=follower_status
@@ -1152,7 +1249,7 @@ class QueueRun:
                 if address:  # only this address of the message, which the others already got
                     email = {**email, "email_to": [address], "email_cc": []}
                 validated_to = [address] if address else validated
-                sender = self._sender_env(group.alias_domain_id, email, validated_to)
+                sender = self._sender_env(group.alias_domain_id, email, validated_to, mail_id=mail.id)
                 msg = sender.build_email(
                     email_from=email_from,
                     email_to=email["email_to"],
@@ -1170,10 +1267,15 @@ class QueueRun:
                     headers=email["headers"],
                 )
                 self.partly_refused = {}
+                server_id = server.id if server else None
                 if isinstance(session, LaneSession):
-                    session.token = {"key": key, "cost": self._part_cost(server, mail.id, key)}
-                try:
-                    sent_id = sender.send_email(msg, mail_server_id=mail.mail_server_id.id, smtp_session=session)
+                    session.token = {
+                        "key": key,
+                        "cost": self._part_cost(server, mail.id, key),
+                        "details": attempt_details(msg, server_id, mail.id),
+                    }
+                try:  # the server it goes through is an argument (Odoo: "may yield better log messages")
+                    sent_id = sender.send_email(msg, mail_server_id=server_id, smtp_session=session)
                 except AssertionError as error:
                     if str(error) != IrMailServer.NO_VALID_RECIPIENT:
                         raise
@@ -1211,7 +1313,7 @@ class QueueRun:
         if refusals is not None:  # these recipients only; the session goes on
             self._refused(mail, progress, key, refusals, delivered=False)
             return
-        outcome = classify(error)
+        outcome = classified(error)  # as send_email() (or _settle_job) recorded it
         session_gone = isinstance(error, smtplib.SMTPServerDisconnected) or isinstance(
             getattr(error, "__context__", None), smtplib.SMTPServerDisconnected
         )
@@ -1237,9 +1339,8 @@ class QueueRun:
 
     # -- results ---------------------------------------------------------------------------------------------
     def _reason(self, outcome):
-        labels = dict(self.env["smtp_routing.delivery.log"]._fields["category"]._description_selection(self.env))
-        code = " ".join(str(part) for part in (outcome.smtp_code, outcome.enhanced_status) if part)
-        return " - ".join(part for part in (labels.get(outcome.category, outcome.category), code, outcome.text) if part)
+        """A failure in words for the mail: the words of its history row (one Outcome, one wording)."""
+        return self.env["smtp_routing.delivery.log"]._smtp_routing_words(outcome)
 
     def _record_failure(self, mail, server, error):
         IrMailServer = self.env["ir.mail_server"]
@@ -1255,9 +1356,9 @@ class QueueRun:
             else:
                 failure_type = "unknown"
         if reason is None:
-            outcome = classify(error)
+            outcome = classified(error)
             if outcome.category == "other" and not outcome.smtp_code:
-                reason, failure_type = tools.exception_to_unicode(error), "unknown"  # as stock Odoo words it
+                reason, failure_type = exception_to_unicode(error), "unknown"  # as stock Odoo words it
             else:
                 reason, failure_type = self._reason(outcome), FAILURE_TYPES.get(outcome.category, "mail_smtp")
         _logger.info("smtp_routing: mail %s failed: %s", mail.id, reason)
@@ -1267,9 +1368,9 @@ class QueueRun:
         """The mail fails; recipient messages that already went keep their success."""
         progress = self.progress.get(mail_id) or new_progress()
         pids = self._partners_served(progress)
-        self.outcome.failed[mail_id] = (server.id if server else False, reason, failure_type, pids, failure_type)
+        self.results.failed[mail_id] = (server.id if server else False, reason, failure_type, pids, failure_type)
         if mail_id in self.progress:
-            self.outcome.progress[mail_id] = progress
+            self.results.progress[mail_id] = progress
         self.first_error = self.first_error or reason
 
     def _guarded(self, what, function, *args, **kwargs):
@@ -1343,13 +1444,13 @@ class QueueRun:
 
     def _flush(self):
         """Write the states gathered since the last flush, post-process, and commit (queue mode)."""
-        outcome = self.outcome
-        sent, failed = outcome.sent, outcome.failed
-        self.outcome = Outcome()
+        results = self.results
+        sent, failed = results.sent, results.failed
+        self.results = Results()
         Mail = self.Mail
         done_ids = []
         names = {server.id: server.name for server in self._all_servers()}
-        for mail_id, progress in outcome.progress.items():
+        for mail_id, progress in results.progress.items():
             Mail.browse(mail_id).smtp_routing_progress = progress
         by_server = defaultdict(list)
         for mail_id, (server_id, _message_id, _pids, _ftype) in sent.items():
@@ -1372,8 +1473,8 @@ class QueueRun:
             mail = Mail.browse(mail_id)
             if message_id and mail.message_id != message_id:
                 mail.message_id = message_id
-        self._write_waiting(outcome.waiting)
-        partial = [mail_id for mail_id in outcome.progress if mail_id not in sent and mail_id not in failed]
+        self._write_waiting(results.waiting)
+        partial = [mail_id for mail_id in results.progress if mail_id not in sent and mail_id not in failed]
         self._recipient_notifications(self._partner_notifications(partial))
         by_failure_type = defaultdict(lambda: (Mail, []))
         for mail_id, (_server_id, _message_id, pids, failure_type) in sent.items():
@@ -1410,7 +1511,7 @@ class QueueRun:
             )
             self._recipient_notifications(found)
         self.env["smtp_routing.delivery.log"]._smtp_routing_flush()
-        self.unfinished -= set(sent) | set(failed) | set(outcome.waiting)  # their state is written: not ours to hold
+        self.unfinished -= set(sent) | set(failed) | set(results.waiting)  # their state is written: not ours to hold
         if self.auto_commit:
             if self.post_send_callback and done_ids:
                 self.post_send_callback(done_ids)
@@ -1444,7 +1545,7 @@ class QueueRun:
         for mail in self.Mail.browse(mail_ids):
             progress = self._progress(mail)
             since = progress.setdefault("stalled_since", fields.Datetime.to_string(self.now))
-            self.outcome.progress[mail.id] = progress
+            self.results.progress[mail.id] = progress
             if self.now - fields.Datetime.to_datetime(since) >= timedelta(hours=hours):
                 self._fail_mail(
                     mail.id,
@@ -1475,7 +1576,7 @@ class QueueRun:
             if mail_id in self.progress:
                 if any(kind == "limit" for _slot, _reason, kind in blocked):
                     self.progress[mail_id].pop("stalled_since", None)
-                self.outcome.progress[mail_id] = self.progress[mail_id]
+                self.results.progress[mail_id] = self.progress[mail_id]
         deferred = self.env._(
             "Deferred to %(slot)s UTC: %(reason)s", slot=fields.Datetime.to_string(slot), reason=reason
         )

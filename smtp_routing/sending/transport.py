@@ -5,6 +5,15 @@ output, XOAUTH2 reply checking and a quit that survives a closed session.
 Nothing here changes smtplib or Odoo until :func:`install` is called (once, when the addon's Python package is
 loaded by Odoo). Context travels as arguments to :func:`per_server_connection`, which scopes it to the block
 (and the thread) that opens the connection.
+
+Why a thread-local, when everything else of a send is passed as arguments: Odoo's own
+``IrMailServer.connect()`` builds the smtplib objects itself (``SMTPConnection``, a module-level
+``SMTP_TIMEOUT``, ``starttls()`` without a context) and takes no argument for a time-out, a TLS context or
+the addresses to connect to. Re-implementing ``connect()`` would fork Odoo's sign-in code (passwords,
+certificates, OAuth in google_gmail and microsoft_outlook); calling it unchanged means the values must reach
+its smtplib calls another way. :func:`per_server_connection` sets them for the one ``super().connect()``
+call of ``ir.mail_server.connect()`` (a ``with`` block, in the calling thread only, restored on exit), and
+the stand-in below reads them there. Nothing else reads them, and nothing outlives the block.
 """
 
 import contextlib

@@ -5,11 +5,16 @@ import time
 from datetime import timedelta
 from unittest.mock import patch
 
+import psycopg2
+
 from odoo import fields
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
+from ..models.smtp_routing_reservation import backend
+from ..sending.run import QueueRun
 from ..testing.smtpd import closed_port
+from ..tools import limits as limits_tool
 from .common import LiveSmtpCase
 
 
@@ -102,6 +107,18 @@ class TestQueue(LiveSmtpCase):
         self.assertEqual(set(mails.mapped("state")), {"sent"})
         self.assertEqual((len(self.smtpd.messages), len(self.backup_smtpd.messages)), (2, 3))
         self.assertEqual(len(mails.filtered(lambda m: m.smtp_routing_server_id == self.backup)), 3)
+
+    def test_server_at_its_cap_is_never_connected_to(self):
+        """Quota is reserved before a connection is opened: no TCP, TLS or AUTH to a server with no room."""
+        self.mail_server.write({"smtp_routing_hourly_max": 1})
+        self._mails(1).send()
+        self.assertEqual((len(self.smtpd.messages), self.smtpd.connections), (1, 1))
+        self.smtpd.clear()
+        mails = self._mails(3)
+        mails.send()
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertTrue(self.backup_smtpd.wait_for(3))
+        self.assertEqual(self.smtpd.connections, 0, "the capped server was not connected to")
 
     # -- failover and cooldown -------------------------------------------------------------------------
     def test_connection_refused_fails_over_in_the_same_run(self):
@@ -411,6 +428,59 @@ class TestQueue(LiveSmtpCase):
         mails.send()
         self.assertEqual(set(mails.mapped("state")), {"sent"})
         self.assertEqual(self._state(self.mail_server).day_count, 0, "nothing went through the primary")
+
+    def test_reservation_is_given_back_when_the_run_rolls_back(self):
+        """A database error after the reservation aborts the run (its transaction rolls back): the
+        reservation, committed on its own, keeps only what really went."""
+        self.backup.active = False
+        self.mail_server.smtp_routing_daily_max = 100
+        mails = self._mails(5)
+        original = QueueRun._send_one
+        calls = []
+
+        def send_one(run, mail, *args, **kwargs):
+            calls.append(mail.id)
+            if len(calls) == 2:
+                raise psycopg2.OperationalError("server closed the connection unexpectedly")
+            return original(run, mail, *args, **kwargs)
+
+        raised = None
+        with patch.object(QueueRun, "_send_one", send_one):
+            try:  # not assertRaises: Odoo's rolls back its block, the reservation with it
+                mails.send()
+            except psycopg2.OperationalError as error:
+                raised = error
+        self.assertIsNotNone(raised, "the run was aborted")
+        self.assertTrue(self._state(self.mail_server), "the reservation was committed on its own")
+        time.sleep(0.2)
+        went = len(self.smtpd.messages)
+        self.assertLessEqual(went, 1)
+        self.assertEqual(self._state(self.mail_server).day_count, went, "the 4 or 5 not sent were given back")
+
+    def test_reservation_of_a_dead_worker_is_given_back_once(self):
+        """The ledger: what a killed worker reserved and had not started to send goes back, once; a live
+        worker's reservation is left alone; a run that ends closes its own row."""
+        self.backup.active = False
+        self.mail_server.smtp_routing_daily_max = 100
+        Reservation = self.env["smtp_routing.reservation"].sudo()
+        items = [limits_tool.Item()] * 10
+        _reservation, row_id = Reservation._smtp_routing_open(
+            self.mail_server, items, (2**31 - 1, None), lambda _r: (10, 10, 0)
+        )
+        Reservation._smtp_routing_at_risk(row_id, 3, 3, 0)
+        self.assertEqual(self._state(self.mail_server).day_count, 10)
+        live = backend(self.env.cr)
+        _reservation, live_id = Reservation._smtp_routing_open(self.mail_server, items[:2], live, lambda _r: (2, 2, 0))
+        self.assertEqual(Reservation._smtp_routing_take_over(), 1)
+        self.assertEqual(self._state(self.mail_server).day_count, 5, "7 of the dead worker's 10 given back")
+        self.assertEqual(Reservation._smtp_routing_take_over(), 0)
+        self.assertEqual(self._state(self.mail_server).day_count, 5, "never twice")
+        self.assertEqual(Reservation.search([]).ids, [live_id], "a live worker's reservation stays")
+        mails = self._mails(2)
+        mails.send()
+        self.assertEqual(set(mails.mapped("state")), {"sent"})
+        self.assertEqual(self._state(self.mail_server).day_count, 7)
+        self.assertEqual(Reservation.search([]).ids, [live_id], "the run closed its own row")
 
     def test_windows_follow_the_database_clock(self):
         self.backup.active = False

@@ -1,9 +1,13 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """The test button sends a real email and records the outcome."""
 
+from unittest.mock import patch
+
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
+from ..models.smtp_routing_delivery_log import CATEGORY_SELECTION
+from ..tools import smtp_errors
 from .common import LiveSmtpCase
 
 
@@ -98,6 +102,41 @@ class TestTestEmail(LiveSmtpCase):
         wizard.action_send()
         self.assertEqual((wizard.state, wizard.result_category), ("failed", "recipient_rejected"))
         self.assertEqual(wizard.result_reply, "5.1.1 No such mailbox")
+
+    def test_one_failure_reads_the_same_in_the_queue_the_history_and_the_test_dialog(self):
+        """Classified once, worded once: the mail's reason, its history row and the test dialog agree."""
+        Log = self.env["smtp_routing.delivery.log"]
+        faults = {
+            "sender_rejected": ("MAIL", "550 5.7.1 Sender address not allowed here"),
+            "recipient_rejected": ("RCPT", "550 5.1.1 No such mailbox"),
+        }
+        for category, (point, reply) in faults.items():
+            with self.subTest(category=category):
+                self.smtpd.clear_faults()
+                self.smtpd.add_fault(point, reply=reply)
+                mail = self.create_mail(email_to="ghost@example.com")
+                mail.send()
+                self.assertEqual(mail.state, "exception")
+                queued = Log.search([("mail_id", "=", mail.id)])
+                wizard = self._wizard(email_to="ghost@example.com")
+                wizard.action_send()
+                tested = Log.search([("source", "=", "test")], limit=1)
+                self.assertEqual((queued.category, tested.category, wizard.result_category), (category,) * 3)
+                self.assertEqual(mail.failure_reason, queued.summary)
+                self.assertEqual(tested.summary, queued.summary)
+                code = " ".join(str(part) for part in (queued.smtp_code, queued.enhanced_status))
+                self.assertEqual((wizard.result_code, wizard.result_reply), (code, queued.reply))
+                self.assertEqual(wizard.result_hint, queued.hint)
+                self.assertEqual(queued.summary, f"{dict(CATEGORY_SELECTION)[category]} - {code} - {reply[4:]}")
+
+    def test_a_failure_is_classified_once(self):
+        """Where it happens (send_email() records it); the queue run reads that Outcome, never classifies again."""
+        self.smtpd.add_fault("MAIL", reply="550 5.7.1 Sender address not allowed here")
+        mail = self.create_mail()
+        with patch.object(smtp_errors, "classify", wraps=smtp_errors.classify) as classify:
+            mail.send()
+        self.assertEqual(mail.state, "exception")
+        self.assertEqual(classify.call_count, 1)
 
     # -- issue 14: test emails are mail too ------------------------------------------------------------
     def test_test_emails_count_against_the_server_limits(self):

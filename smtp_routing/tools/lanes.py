@@ -12,7 +12,7 @@ exchange of a message that is ready to go moves here:
   offers it) and reports one :class:`Result` per job;
 - a :class:`ServerLanes` holds the lanes of one server, one results queue and
   a *recall* switch: after a failure that makes the server unusable (anything
-  :func:`smtp_routing.tools.smtp_errors.classify` marks for failover, or a
+  :func:`smtp_routing.tools.smtp_errors.classified` marks for failover, or a
   connection gone), no lane of that server starts another job; those jobs come
   back *skipped*, never sent, for the caller to send elsewhere;
 - after a permanent failure of one message of a mail, the lane skips the rest
@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import pipelining
-from .smtp_errors import classify, refused_recipients
+from .smtp_errors import classified, refused_recipients
 
 JOIN_SECONDS = 5.0
 POLL_SECONDS = 1.0  # how often a wait for results checks that the lanes it waits for are alive
@@ -75,7 +75,7 @@ def unusable(error):
         getattr(root, "__context__", None), smtplib.SMTPServerDisconnected
     ):
         return True
-    return classify(error).failover
+    return classified(error).failover  # classified once, here; the run reads the same Outcome
 
 
 class Lane:

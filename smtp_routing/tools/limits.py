@@ -246,6 +246,22 @@ def reserve(limits, state, now, items):
     return Reservation(allowed, state, None, None, tuple(grants), tuple(refused))
 
 
+def granted_costs(limits, items, grants):
+    """{item index: (units, bytes)} that a reservation's ``grants`` count: whole items, or their first parts.
+
+    >>> granted_costs(Limits(hourly_max=10), [Item(parts=(1,) * 11, size=5), Item(size=7)], ((0, 10),))
+    {0: (10, 5)}
+    >>> granted_costs(Limits(daily_max=9, count_recipients=True), [Item(recipients=3)], ((0, None),))
+    {0: (3, 0)}
+    """
+    costs = {}
+    for index, parts in grants:
+        item = items[index]
+        part_costs = item.part_costs(limits)
+        costs[index] = (sum(part_costs[:parts] if parts else part_costs), item.size)
+    return costs
+
+
 def release(limits, state, reserved, cost, mails=0, size=0):
     """Give back ``cost`` units (and ``mails``, ``size`` of the batch) reserved and not sent.
 

@@ -5,7 +5,7 @@ the UI calls them suggestions). ``None`` means "no published fixed limit".
 
 ``Preset.connections`` is how many connections smtp_routing opens at once to the
 provider (the server's *Connections* setting). Where the provider publishes a
-limit on simultaneous connections it is in ``Limits.connections`` and
+limit on simultaneous connections it is in ``PublishedLimits.connections`` and
 ``Preset.connections_source`` says where; elsewhere the value is a conservative
 guess (``connections_source`` empty).
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Limits:
+class PublishedLimits:
     per_minute: int | None = None
     per_hour: int | None = None
     per_day: int | None = None
@@ -32,7 +32,7 @@ class Preset:
     host: str
     port: int
     encryption: str  # "none", "starttls" or "ssl" (Odoo's smtp_encryption values)
-    limits: Limits
+    limits: PublishedLimits
     note: str = ""
     connections: int = 4  # what smtp_routing opens at once (default of the server's Connections)
     connections_source: str = ""  # where the provider publishes its connection limit; empty: our guess
@@ -68,7 +68,7 @@ _PRESETS = (
         "smtp.gmail.com",
         587,
         "starttls",
-        Limits(per_day=500, recipients_per_message=100, max_message_mb=25, counts_recipients=True),
+        PublishedLimits(per_day=500, recipients_per_message=100, max_message_mb=25, counts_recipients=True),
         "About 500 recipients per day. Meant for one person's mail, not for a practice's bulk mail.",
         # Google publishes no limit on simultaneous SMTP connections; with 500 a day, more connections buy
         # nothing: a conservative guess.
@@ -80,7 +80,7 @@ _PRESETS = (
         "smtp.gmail.com",
         587,
         "starttls",
-        Limits(per_day=2000, recipients_per_message=100, max_message_mb=25, counts_recipients=True),
+        PublishedLimits(per_day=2000, recipients_per_message=100, max_message_mb=25, counts_recipients=True),
         "2,000 messages per day per user, at most 100 recipients per message.",
         connections=4,  # no published SMTP connection limit: a conservative guess
     ),
@@ -90,7 +90,7 @@ _PRESETS = (
         "smtp.office365.com",
         587,
         "starttls",
-        Limits(
+        PublishedLimits(
             per_minute=30,
             recipients_per_day=10000,
             recipients_per_message=500,
@@ -109,7 +109,7 @@ _PRESETS = (
         "smtp.sendgrid.net",
         587,
         "starttls",
-        Limits(recipients_per_message=1000, max_message_mb=30, connections=10000),
+        PublishedLimits(recipients_per_message=1000, max_message_mb=30, connections=10000),
         "User name is the literal 'apikey'; the password is an API key. Daily volume depends on the plan.",
         # SendGrid allows up to 10,000 concurrent connections from one server; 8 is plenty for one Odoo.
         connections=8,
@@ -121,7 +121,7 @@ _PRESETS = (
         "smtp.postmarkapp.com",
         587,
         "starttls",
-        Limits(recipients_per_message=50, max_message_mb=10),
+        PublishedLimits(recipients_per_message=50, max_message_mb=10),
         "User name and password are both the server API token.",
         connections=4,  # no published SMTP connection limit: a conservative guess
     ),
@@ -131,7 +131,7 @@ _PRESETS = (
         "smtp.mailgun.org",
         587,
         "starttls",
-        Limits(recipients_per_message=1000, max_message_mb=25),
+        PublishedLimits(recipients_per_message=1000, max_message_mb=25),
         "Use the EU host smtp.eu.mailgun.org for EU-region domains.",
         connections=4,  # no published SMTP connection limit: a conservative guess
     ),
@@ -141,12 +141,12 @@ _PRESETS = (
         "",
         587,
         "starttls",
-        Limits(),
+        PublishedLimits(),
         "Any server: fill in the host your provider gives you.",
     ),
 )
 
-SES_LIMITS = Limits(per_day=50000, max_message_mb=40, recipients_per_message=50)
+SES_LIMITS = PublishedLimits(per_day=50000, max_message_mb=40, recipients_per_message=50)
 
 
 def ses_preset(region):

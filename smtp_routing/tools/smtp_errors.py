@@ -106,8 +106,54 @@ class Outcome:
         return self.category in FAILOVER_CATEGORIES
 
     @property
+    def code(self):
+        """The reply code and enhanced status as one shows them: ``550 5.1.1`` (empty without a reply)."""
+        return " ".join(str(part) for part in (self.smtp_code, self.enhanced_status) if part)
+
+    @property
     def retry(self):
         return self.category in RETRY_CATEGORIES
+
+
+# Where classified() keeps an error's Outcome: on the exception object itself, which is what travels from the
+# point of failure to whoever handles it (connect() or send_email() record it, the queue run decides, the
+# test dialog shows it).
+OUTCOME_ATTRIBUTE = "smtp_routing_outcome"
+
+
+def classified(error, outcome=None):
+    """The error's :class:`Outcome`, classified once: at the first call (the point of failure), then read
+    from the error by every later one, so the queue, the history and the test dialog never disagree.
+
+    ``outcome`` attaches an Outcome already known (an error wrapped in another carries the inner one's).
+
+    >>> error = smtplib.SMTPSenderRefused(550, b"5.7.1 Not allowed", "a@x")
+    >>> classified(error) is classified(error)
+    True
+    >>> classified(error).category, classified(error).code
+    ('sender_rejected', '550 5.7.1')
+    """
+    known = getattr(error, OUTCOME_ATTRIBUTE, None)
+    if outcome is None:
+        if known is not None:
+            return known
+        outcome = classify(error)
+    try:
+        setattr(error, OUTCOME_ATTRIBUTE, outcome)
+    except AttributeError:  # an exception type without a __dict__: classified again next time, alike
+        pass
+    return outcome
+
+
+def describe(outcome, label):
+    """One failure in words, the same wherever it is shown: the category's ``label``, the code, the reply.
+
+    >>> describe(Outcome("recipient_rejected", 550, "5.1.1", "5.1.1 No such user"), "Recipient rejected")
+    'Recipient rejected - 550 5.1.1 - 5.1.1 No such user'
+    >>> describe(Outcome("timeout", text="timed out"), "Timeout")
+    'Timeout - timed out'
+    """
+    return " - ".join(part for part in (label, outcome.code, outcome.text) if part)
 
 
 def _text(value):

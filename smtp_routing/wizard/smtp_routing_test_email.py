@@ -10,7 +10,7 @@ from ..models import params
 from ..models.access import require_admin
 from ..models.smtp_routing_delivery_log import CATEGORY_SELECTION
 from ..tools import limits as limits_tool
-from ..tools.smtp_errors import classify
+from ..tools.smtp_errors import classified
 
 HOURLY_MAX_PARAM = "smtp_routing.test_email_hourly_max"
 HOURLY_MAX = 10  # test emails per user and hour
@@ -156,12 +156,12 @@ class SmtpRoutingTestEmail(models.TransientModel):
                 self.env["smtp_routing.server.state"].sudo()._smtp_routing_release(
                     self.server_id.sudo(), reservation.state, cost=1, mails=1
                 )
-            outcome = classify(error)
+            outcome = classified(error)  # as connect() or send_email() recorded it in the history
             self.write(
                 {
                     "state": "failed",
                     "result_category": outcome.category,
-                    "result_code": " ".join(str(p) for p in (outcome.smtp_code, outcome.enhanced_status) if p) or False,
+                    "result_code": outcome.code or False,
                     "result_reply": outcome.text,
                     "result_hint": self._hint(outcome.category),
                 }
