@@ -5,7 +5,6 @@ import email.utils
 import io
 import json
 import logging
-import os
 import smtplib
 import ssl
 import threading
@@ -17,7 +16,7 @@ from markupsafe import Markup
 
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import config, email_domain_extract, email_normalize
+from odoo.tools import email_domain_extract, email_normalize
 from odoo.tools.misc import format_datetime
 
 from ..sending.transport import checked_xoauth2, make_quit_safe, per_server_connection, verifying_context
@@ -30,6 +29,7 @@ from ..tools.smtp_errors import MessageTooLarge, classify
 from . import oauth, params
 from .access import require_admin
 from .smtp_routing_delivery_log import CATEGORY_SELECTION
+from .smtp_routing_secret_mixin import _keyring, secret_field
 from .smtp_routing_server_state import db_now, state_from_row
 
 _logger = logging.getLogger(__name__)
@@ -76,8 +76,6 @@ PRESET_OAUTH = {"microsoft365": "outlook", "gmail": "gmail", "google_workspace":
 # Failures that say something about one mail (its recipients, size, sender), not about the server.
 MAIL_LEVEL_CATEGORIES = ("recipient_rejected", "too_large", "invalid_message", "send_as_denied", "sender_rejected")
 
-_keyring_cache = {}
-
 
 def _dns_line(check, summary):
     """ "MX: mx.example", not "MX: MX: mx.example": the check's name once."""
@@ -87,20 +85,13 @@ def _dns_line(check, summary):
     return f"{label}: {summary}"
 
 
-def _keyring():
-    """The keyring in force (environment, odoo.conf, or the data-dir key file), cached per process."""
-    source = (os.environ.get(secrets.ENV_VAR, ""), config.get(secrets.CONFIG_OPTION) or "", config["data_dir"])
-    if source not in _keyring_cache:
-        _keyring_cache.clear()
-        _keyring_cache[source] = secrets.load_keyring(config_value=source[1], data_dir=source[2])
-    return _keyring_cache[source]
-
-
 _tokens_revealed = threading.local()  # ids of the servers whose OAuth tokens this thread may read (to sign in)
 
 
 class IrMailServer(models.Model):
-    _inherit = "ir.mail_server"
+    _name = "ir.mail_server"
+    _inherit = ["ir.mail_server", "smtp_routing.secret.mixin"]
+    _smtp_routing_secret_fields = {"smtp_pass": "smtp_routing_pass_encrypted"}
 
     company_id = fields.Many2one(
         "res.company",
@@ -145,13 +136,7 @@ class IrMailServer(models.Model):
     # Passwords are write-only: smtp_pass takes a new password (encrypted at once into
     # smtp_routing_pass_encrypted) and always reads empty. Only the connection decrypts
     # (_smtp_login), for the one server it connects to.
-    smtp_pass = fields.Char(
-        compute="_compute_smtp_pass",
-        inverse="_inverse_smtp_pass",
-        store=False,
-        readonly=False,
-        copy=False,
-        exportable=False,
+    smtp_pass = secret_field(
         groups=ADMINS,
         help="Write-only: type a new password to replace the stored one (it is encrypted at once and never shown "
         "again). Left empty, the stored password is kept; Remove Password deletes it.",
@@ -414,22 +399,9 @@ class IrMailServer(models.Model):
             "OAuth, then Connect your account."
         )
 
-    def _compute_smtp_pass(self):
-        """Write-only: the password is never read back, by anyone (see _smtp_login for the one reader)."""
-        self.smtp_pass = False
-
-    def _inverse_smtp_pass(self):
-        """A typed password is encrypted at once; an empty one keeps the stored password (an untouched form).
-
-        OAuth servers (Gmail, Outlook) take none: Odoo's own check refuses the typed one right after.
-        """
-        for server in self:
-            if not server.smtp_pass or server.smtp_authentication in OAUTH_AUTHENTICATIONS:
-                continue
-            try:
-                server.smtp_routing_pass_encrypted = secrets.encrypt(server.smtp_pass, _keyring())
-            except secrets.SecretError as error:
-                raise UserError(self._smtp_routing_secret_message(error, server)) from error
+    def _smtp_routing_secret_accepted(self, name, value):
+        """OAuth servers (Gmail, Outlook) take no password: Odoo's own check refuses the typed one right after."""
+        return self.smtp_authentication not in OAUTH_AUTHENTICATIONS
 
     @api.depends("smtp_routing_pass_encrypted")
     def _compute_smtp_routing_pass_state(self):
@@ -452,14 +424,7 @@ class IrMailServer(models.Model):
 
     def _smtp_routing_password(self):
         """The decrypted password of this one server, for the connection only (never a field, never returned)."""
-        self.ensure_one()
-        stored = self.sudo().smtp_routing_pass_encrypted
-        if not stored:
-            return ""
-        try:
-            return secrets.decrypt(stored, _keyring())
-        except secrets.SecretError as error:
-            raise UserError(self._smtp_routing_secret_message(error, self)) from error
+        return self._smtp_routing_reveal("smtp_pass")
 
     @api.constrains("smtp_authentication", "smtp_routing_pass_encrypted")
     def _check_smtp_routing_oauth_password(self):
@@ -479,30 +444,6 @@ class IrMailServer(models.Model):
         require_admin(self.env)
         self.sudo().write({"smtp_routing_pass_encrypted": False})
         return True
-
-    def _smtp_routing_secret_message(self, error, server=None):
-        name = server.display_name if server else ""
-        if error.code == "wrong_key":
-            return self.env._(
-                "The password of %(server)s cannot be decrypted with the key in use. Restore the key it was "
-                "encrypted with (environment variable SMTP_ROUTING_KEYS, odoo.conf option smtp_routing_keys, or "
-                "the key file in Odoo's data directory), or enter the password again.",
-                server=name,
-            )
-        if error.code == "bad_key":
-            return self.env._(
-                "The SMTP password key is not valid (%(detail)s). SMTP_ROUTING_KEYS / smtp_routing_keys must hold "
-                'comma-separated Fernet keys; generate one with: python3 -c "from cryptography.fernet import '
-                'Fernet; print(Fernet.generate_key().decode())"',
-                detail=error.detail,
-            )
-        if error.code == "no_key_file":
-            return self.env._(
-                "No key to encrypt SMTP passwords: set SMTP_ROUTING_KEYS or smtp_routing_keys, or make Odoo's "
-                "data directory writable (%(detail)s).",
-                detail=error.detail,
-            )
-        return self.env._("The stored password of %(server)s is not in the expected encrypted form.", server=name)
 
     def _smtp_routing_outcome_counts(self, since):
         """{(server id, outcome): attempts since ``since``} for these servers, from the delivery history."""
@@ -1198,15 +1139,7 @@ class IrMailServer(models.Model):
     @api.model
     def _smtp_routing_rotate_keys(self):
         """Re-encrypt every stored password with the primary key (after adding a new key first)."""
-        keyring = _keyring()
-        servers = self.sudo().with_context(active_test=False).search([("smtp_routing_pass_encrypted", "!=", False)])
-        for server in servers:
-            try:
-                rotated = secrets.rotate(server.smtp_routing_pass_encrypted, keyring)
-            except secrets.SecretError as error:
-                raise UserError(self._smtp_routing_secret_message(error, server)) from error
-            server.write({"smtp_routing_pass_encrypted": rotated})
-        return len(servers)
+        return self._smtp_routing_rotate_secrets()
 
     def action_smtp_routing_rotate_keys(self):
         require_admin(self.env)
@@ -1342,14 +1275,8 @@ class IrMailServer(models.Model):
         """{token field: value} of this one server, decrypted (for signing in only)."""
         self.ensure_one()
         stored = self.sudo().smtp_routing_oauth_encrypted
-        if not stored:
-            return {}
-        try:
-            return json.loads(secrets.decrypt(stored, _keyring()))
-        except secrets.SecretError as error:
-            if missing_ok:
-                return {}
-            raise UserError(self._smtp_routing_secret_message(error, self)) from error
+        plaintext = self._smtp_routing_decrypt(stored, missing_ok=missing_ok) if stored else None
+        return json.loads(plaintext) if plaintext else {}
 
     @contextlib.contextmanager
     def _smtp_routing_tokens_revealed(self):
@@ -1384,10 +1311,7 @@ class IrMailServer(models.Model):
                 tokens[name] = value
             else:
                 tokens.pop(name, None)
-            try:
-                encrypted = secrets.encrypt(json.dumps(tokens, sort_keys=True), _keyring()) if tokens else False
-            except secrets.SecretError as error:
-                raise UserError(self._smtp_routing_secret_message(error, server)) from error
+            encrypted = server._smtp_routing_encrypt(json.dumps(tokens, sort_keys=True)) if tokens else False
             server.sudo().write(
                 {
                     "smtp_routing_oauth_encrypted": encrypted,

@@ -10,7 +10,7 @@ from odoo.tests import new_test_user, tagged
 from odoo.tests.common import TransactionCase
 
 from .. import hooks
-from ..models import ir_mail_server as server_module
+from ..models.smtp_routing_secret_mixin import _keyring
 from ..tools import secrets
 from .common import LiveSmtpCase, database_occurrences
 
@@ -56,7 +56,7 @@ class TestPasswordEncryption(TransactionCase):
         self.assertEqual(server._smtp_routing_password(), "")
 
     def test_key_is_not_in_the_database(self):
-        key = server_module._keyring().keys[0].decode()
+        key = _keyring().keys[0].decode()
         self.assertEqual(self._database_occurrences(key), [])
 
     def test_install_and_uninstall_round_trip(self):
@@ -97,7 +97,7 @@ class TestPasswordEncryption(TransactionCase):
 
     def test_key_rotation(self):
         server = self._server()
-        old_key = server_module._keyring().keys[0].decode()
+        old_key = _keyring().keys[0].decode()
         new_key = secrets.generate_key()
         with patch.dict(os.environ, {secrets.ENV_VAR: f"{new_key},{old_key}"}):
             self.assertGreaterEqual(self.env["ir.mail_server"]._smtp_routing_rotate_keys(), 1)
