@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from . import base
 from . import smtp_routing_secret_mixin
+from . import smtp_routing_oauth_mixin
 from . import ir_mail_server
 from . import mail_blacklist
 from . import mail_mail
