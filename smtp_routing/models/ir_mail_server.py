@@ -13,12 +13,10 @@ import pytz
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import email_domain_extract, email_normalize
-from odoo.tools.misc import format_datetime
 
 from ..sending.transport import checked_xoauth2, make_quit_safe, per_server_connection, verifying_context
 from ..tools import dkim as dkim_tool
 from ..tools import dns_checks, hostport, netpolicy, presets, secrets
-from ..tools import limits as limits_tool
 from ..tools import routing as routing_tool
 from ..tools.headers import RawHeader, keep_raw
 from ..tools.smtp_errors import MessageTooLarge
@@ -27,7 +25,6 @@ from .access import require_admin
 from .smtp_routing_delivery_log import CATEGORY_SELECTION
 from .smtp_routing_oauth_mixin import OAUTH_AUTHENTICATIONS
 from .smtp_routing_secret_mixin import _keyring, secret_field
-from .smtp_routing_server_state import db_now, state_from_row
 
 _logger = logging.getLogger(__name__)
 
@@ -509,32 +506,10 @@ class IrMailServer(models.Model):
             raise UserError(message) from error
 
     def _smtp_routing_limits(self):
-        self.ensure_one()
-        unit = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}.get(
-            self.smtp_routing_throttle_unit or "hours", 3600
-        )
-        return limits_tool.Limits(
-            throttle_max=max(self.smtp_routing_throttle_max, 0),
-            throttle_seconds=max(self.smtp_routing_throttle_duration, 0) * unit,
-            flood_max=max(self.smtp_routing_flood_max, 0),
-            flood_pause=max(self.smtp_routing_flood_pause, 0),
-            hourly_max=max(self.smtp_routing_hourly_max, 0),
-            daily_max=max(self.smtp_routing_daily_max, 0),
-            batch_max_count=max(self.smtp_routing_batch_max_count, 0),
-            batch_max_bytes=int(max(self.smtp_routing_batch_max_mb, 0) * 1024 * 1024),
-            batch_interval=max(self.smtp_routing_batch_interval, 0) * 60,
-            count_recipients=self.smtp_routing_count_recipients,
-        )
+        return self.env["smtp_routing.server.state"]._smtp_routing_limits(self)
 
     def _smtp_routing_limit_names(self):
-        """The limits as named in "reached its ... limit" (translated)."""
-        return {
-            "throttle": self.env._("throttle"),
-            "flood": self.env._("anti-flood"),
-            "hourly": self.env._("hourly"),
-            "daily": self.env._("daily"),
-            "batch": self.env._("batch"),
-        }
+        return self.env["smtp_routing.server.state"]._smtp_routing_limit_names()
 
     def _smtp_routing_recent_failures(self):
         """{server id: (failing since, latest category, failed attempts in a row)} for the servers whose latest
@@ -576,129 +551,8 @@ class IrMailServer(models.Model):
             failing[server_id] = (streak[-1].date, streak[0].category or "other", len(streak))
         return failing, delivered
 
-    def _smtp_routing_rate_text(self, count, duration, unit):
-        """A limit as people say it: "10 per hour", "500 per 24 hours" (translated)."""
-        if duration == 1:
-            texts = {
-                "seconds": self.env._("%(count)s per second", count=count),
-                "minutes": self.env._("%(count)s per minute", count=count),
-                "hours": self.env._("%(count)s per hour", count=count),
-                "days": self.env._("%(count)s per day", count=count),
-            }
-        else:
-            texts = {
-                "seconds": self.env._("%(count)s per %(duration)s seconds", count=count, duration=duration),
-                "minutes": self.env._("%(count)s per %(duration)s minutes", count=count, duration=duration),
-                "hours": self.env._("%(count)s per %(duration)s hours", count=count, duration=duration),
-                "days": self.env._("%(count)s per %(duration)s days", count=count, duration=duration),
-            }
-        return texts.get(unit or "hours", texts["hours"])
-
-    def _smtp_routing_sent_since(self, since):
-        """What the limits would have counted of the delivery history since ``since``: mails, or recipients."""
-        self.ensure_one()
-        if not since or not self.id:
-            return 0
-        Log = self.env["smtp_routing.delivery.log"].sudo()
-        domain = [("server_id", "=", self.id), ("outcome", "=", "sent"), ("date", ">=", since)]
-        if self.smtp_routing_count_recipients:
-            [(total,)] = Log._read_group(domain, aggregates=["recipient_count:sum"])
-            return total or 0
-        return Log.search_count(domain)
-
-    def _smtp_routing_bar_caption(self, rate, counted, since):
-        """``rate``, and a plain reason when the bar shows less than the history counts in the same window."""
-        if since is None:
-            return self.env._("%(rate)s - window not started: it starts with the next mail", rate=rate)
-        sent = self._smtp_routing_sent_since(since)
-        if sent > counted:
-            return self.env._(
-                "%(rate)s - counting since the limit was set (%(sent)s went out in this window in all)",
-                rate=rate,
-                sent=sent,
-            )
-        return rate
-
     def _compute_smtp_routing_queue_status(self):
-        now = db_now(self.env.cr)  # the clock the queue's windows use
-        failing, delivered = self._smtp_routing_recent_failures()
-        rows = self.env["smtp_routing.server.state"].sudo()._smtp_routing_read(self)
-        queued = dict(
-            self.env["mail.mail"]
-            .sudo()
-            ._read_group(
-                [("state", "=", "outgoing"), ("smtp_routing_server_id", "in", self.ids)],
-                ["smtp_routing_server_id"],
-                ["__count"],
-            )
-        )
-        labels = {
-            "throttle": self.env._("Throttle"),
-            "flood": self.env._("Anti-flood"),
-            "hourly": self.env._("This hour"),
-            "daily": self.env._("Today"),
-            "batch": self.env._("This batch"),
-        }
-        for server in self:
-            row = rows.get(server.id) or {}
-            limits = server._smtp_routing_limits()
-            state = limits_tool.refresh(limits, state_from_row(row), now)  # the windows as they stand now
-            left = limits_tool.remaining(limits, state, now)
-            cooldown = row.get("cooldown_until")
-            cooldown = cooldown if cooldown and cooldown > now else False
-            exhausted = [resets for value, resets in left.values() if value <= 0 and resets]
-            server.smtp_routing_cooldown_until = cooldown
-            server.smtp_routing_throttle_used = state.throttle_count
-            server.smtp_routing_hourly_used = state.hour_count
-            server.smtp_routing_daily_used = state.day_count
-            server.smtp_routing_throttle_caption = (
-                server._smtp_routing_bar_caption(
-                    server._smtp_routing_rate_text(
-                        limits.throttle_max, server.smtp_routing_throttle_duration, server.smtp_routing_throttle_unit
-                    ),
-                    state.throttle_count,
-                    state.throttle_start,
-                )
-                if limits.throttle_max and limits.throttle_seconds
-                else False
-            )
-            server.smtp_routing_hourly_caption = (
-                server._smtp_routing_bar_caption(
-                    self.env._("%(count)s per clock hour", count=limits.hourly_max), state.hour_count, state.hour_start
-                )
-                if limits.hourly_max
-                else False
-            )
-            server.smtp_routing_daily_caption = (
-                server._smtp_routing_bar_caption(
-                    self.env._("%(count)s per day (UTC)", count=limits.daily_max), state.day_count, state.day_start
-                )
-                if limits.daily_max
-                else False
-            )
-            since, category, failures = failing.get(server.id) or (False, False, 0)
-            server.smtp_routing_failing_since = since
-            server.smtp_routing_failing_category = category
-            server.smtp_routing_failing_count = failures
-            if cooldown:
-                server.smtp_routing_health = "cooling"
-            elif since:
-                server.smtp_routing_health = "failing"
-            elif exhausted:
-                server.smtp_routing_health = "limited"
-            elif server.id not in delivered:
-                server.smtp_routing_health = "never"
-            else:
-                server.smtp_routing_health = "healthy"
-            server.smtp_routing_quota = "\n".join(
-                self.env._("%(limit)s: %(left)s left", limit=labels[name], left=max(value, 0))
-                + (self.env._(" (resets %(when)s)", when=format_datetime(self.env, resets)) if resets else "")
-                for name, (value, resets) in left.items()
-            ) or self.env._("No limit")
-            server.smtp_routing_next_slot = max([cooldown] if cooldown else exhausted or [False]) or False
-            count = queued.get(server, 0)
-            server.smtp_routing_queued_count = count
-            server.smtp_routing_queue_eta = limits_tool.eta(limits, state, max(now, cooldown or now), count) or False
+        self.env["smtp_routing.server.state"]._smtp_routing_queue_status(self)
 
     def _compute_smtp_routing_dns(self):
         for server in self:
