@@ -6,9 +6,6 @@ import logging
 import smtplib
 import ssl
 import time
-from datetime import datetime, timedelta
-
-import pytz
 
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError, ValidationError
@@ -38,8 +35,6 @@ PERSONAL_ALLOW_PRIVATE = "smtp_routing.personal_servers_allow_private"
 ADMINS = "base.group_system"
 # The provider presets that sign in with OAuth where Odoo's module for it is installed.
 PRESET_OAUTH = {"microsoft365": "outlook", "gmail": "gmail", "google_workspace": "gmail"}
-# Failures that say something about one mail (its recipients, size, sender), not about the server.
-MAIL_LEVEL_CATEGORIES = ("recipient_rejected", "too_large", "invalid_message", "send_as_denied", "sender_rejected")
 
 
 def _dns_line(check, summary):
@@ -386,43 +381,11 @@ class IrMailServer(models.Model):
         self.sudo().write({"smtp_routing_pass_encrypted": False})
         return True
 
-    def _smtp_routing_outcome_counts(self, since):
-        """{(server id, outcome): attempts since ``since``} for these servers, from the delivery history."""
-        return {
-            (server.id, outcome): count
-            for server, outcome, count in self.env["smtp_routing.delivery.log"]
-            .sudo()
-            ._read_group([("server_id", "in", self.ids), ("date", ">=", since)], ["server_id", "outcome"], ["__count"])
-        }
-
     def _compute_smtp_routing_history(self):
-        counts = self._smtp_routing_outcome_counts(fields.Datetime.now() - timedelta(hours=24))
-        Log = self.env["smtp_routing.delivery.log"].sudo()
-        for server in self:
-            server.smtp_routing_sent_24h = counts.get((server.id, "sent"), 0)
-            server.smtp_routing_failed_24h = counts.get((server.id, "failed"), 0)
-            server.smtp_routing_bounced_24h = counts.get((server.id, "bounced"), 0)
-            last = Log
-            if server.id:
-                last = Log.search([("server_id", "=", server.id), ("outcome", "=", "failed")], limit=1)
-            server.smtp_routing_last_error = last.summary if last else False
-            server.smtp_routing_last_error_date = last.date if last else False
-
-    def _smtp_routing_today_start(self):
-        """Midnight in the user's time zone, as a naive UTC datetime (what "today" means to the reader)."""
-        try:
-            tz = pytz.timezone(self.env.context.get("tz") or self.env.user.tz or "UTC")
-        except pytz.UnknownTimeZoneError:
-            tz = pytz.utc
-        today = datetime.now(pytz.utc).astimezone(tz).date()
-        midnight = tz.localize(datetime.combine(today, datetime.min.time()))
-        return midnight.astimezone(pytz.utc).replace(tzinfo=None)
+        self.env["smtp_routing.delivery.log"]._smtp_routing_history(self)
 
     def _compute_smtp_routing_today(self):
-        counts = self._smtp_routing_outcome_counts(self._smtp_routing_today_start())
-        for server in self:
-            server.smtp_routing_sent_today = counts.get((server.id, "sent"), 0)
-            server.smtp_routing_failed_today = counts.get((server.id, "failed"), 0)
+        self.env["smtp_routing.delivery.log"]._smtp_routing_today(self)
 
     def _compute_smtp_routing_usage(self):
         lines = self.env["smtp_routing.route.line"].sudo().search([("server_id", "in", self.ids)])
@@ -510,46 +473,6 @@ class IrMailServer(models.Model):
 
     def _smtp_routing_limit_names(self):
         return self.env["smtp_routing.server.state"]._smtp_routing_limit_names()
-
-    def _smtp_routing_recent_failures(self):
-        """{server id: (failing since, latest category, failed attempts in a row)} for the servers whose latest
-        server-level attempt failed, and the set of servers with a successful delivery on record.
-
-        From the delivery history (test emails included); refusals by a rule and failures that concern one
-        mail only (a refused recipient, a message too large) say nothing about the server and are left out.
-        """
-        if not self.ids:
-            return {}, set()
-        Log = self.env["smtp_routing.delivery.log"].sudo()
-        Log.flush_model()
-        self.env.cr.execute(
-            """SELECT server_id,
-                      MAX(date) FILTER (WHERE outcome = 'sent'),
-                      MAX(date) FILTER (WHERE outcome = 'failed')
-                 FROM smtp_routing_delivery_log
-                WHERE server_id IN %s AND stage != 'policy' AND outcome IN ('sent', 'failed')
-                  AND (outcome = 'sent' OR category IS NULL OR category NOT IN %s)
-             GROUP BY server_id""",
-            [tuple(self.ids), MAIL_LEVEL_CATEGORIES],
-        )
-        failing, delivered = {}, set()
-        for server_id, last_sent, last_failed in self.env.cr.fetchall():
-            if last_sent:
-                delivered.add(server_id)
-            if not last_failed or (last_sent and last_sent >= last_failed):
-                continue
-            streak = Log.search(
-                [
-                    ("server_id", "=", server_id),
-                    ("stage", "!=", "policy"),
-                    ("outcome", "=", "failed"),
-                    ("category", "not in", MAIL_LEVEL_CATEGORIES),
-                ]
-                + ([("date", ">", last_sent)] if last_sent else []),
-                order="date desc, id desc",
-            )
-            failing[server_id] = (streak[-1].date, streak[0].category or "other", len(streak))
-        return failing, delivered
 
     def _compute_smtp_routing_queue_status(self):
         self.env["smtp_routing.server.state"]._smtp_routing_queue_status(self)

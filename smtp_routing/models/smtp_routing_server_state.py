@@ -280,7 +280,7 @@ class SmtpRoutingServerState(models.Model):
         """Compute ``servers``' status fields (ir.mail_server's ``_compute_smtp_routing_queue_status``): health,
         quota left and its bars, cooldown, queued mail and when it will be out."""
         now = db_now(self.env.cr)  # the clock the queue's windows use
-        failing, delivered = servers._smtp_routing_recent_failures()
+        failing, delivered = self.env["smtp_routing.delivery.log"]._smtp_routing_recent_failures(servers)
         rows = self.sudo()._smtp_routing_read(servers)
         queued = dict(
             self.env["mail.mail"]
