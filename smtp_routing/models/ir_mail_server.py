@@ -13,7 +13,7 @@ from odoo.tools import email_domain_extract, email_normalize
 
 from ..sending.transport import checked_xoauth2, make_quit_safe, per_server_connection, verifying_context
 from ..tools import dkim as dkim_tool
-from ..tools import dns_checks, hostport, netpolicy, presets, secrets
+from ..tools import hostport, netpolicy, presets, secrets
 from ..tools import routing as routing_tool
 from ..tools.headers import RawHeader, keep_raw
 from ..tools.smtp_errors import MessageTooLarge
@@ -30,19 +30,10 @@ _logger = logging.getLogger(__name__)
 MAIL_ID_HEADER = "X-Smtp-Routing-Mail-Id"
 # written as they are, never refolded into encoded words (Gmail reads List-Unsubscribe byte for byte)
 UNFOLDED_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post")
-DNS_NAMESERVER = "smtp_routing.dns_nameserver"
 PERSONAL_ALLOW_PRIVATE = "smtp_routing.personal_servers_allow_private"
 ADMINS = "base.group_system"
 # The provider presets that sign in with OAuth where Odoo's module for it is installed.
 PRESET_OAUTH = {"microsoft365": "outlook", "gmail": "gmail", "google_workspace": "gmail"}
-
-
-def _dns_line(check, summary):
-    """ "MX: mx.example", not "MX: MX: mx.example": the check's name once."""
-    label = check.upper()
-    if summary.upper().startswith(label + ":"):
-        return summary
-    return f"{label}: {summary}"
 
 
 class IrMailServer(models.Model):
@@ -478,59 +469,7 @@ class IrMailServer(models.Model):
         self.env["smtp_routing.server.state"]._smtp_routing_queue_status(self)
 
     def _compute_smtp_routing_dns(self):
-        for server in self:
-            latest = {}
-            for check in server.smtp_routing_dns_check_ids.sorted(lambda c: (c.date, c.id), reverse=True):
-                latest.setdefault(check.domain, check)
-            checks = list(latest.values())
-            order = ["fail", "error", "warn", "ok"]
-            server.smtp_routing_dns_status = min((c.status for c in checks), key=order.index) if checks else False
-            server.smtp_routing_dns_report = (
-                "\n\n".join(
-                    f"{c.domain}:\n{c.report}" + (f"\n{self.env._('To publish:')}\n{c.fixes}" if c.fixes else "")
-                    for c in sorted(checks, key=lambda c: c.domain)
-                )
-                or False
-            )
-
-    def _smtp_routing_sender_domains(self):
-        """The domains this server sends for: its From filter, its From email, else the company's."""
-        self.ensure_one()
-        domains = []
-        for part in [p.strip() for p in (self.from_filter or "").split(",")] + [self.smtp_routing_from_email]:
-            if part:
-                domain = email_domain_extract(email_normalize(part) or "") or ("" if "@" in part else part.lower())
-                if domain and domain not in domains:
-                    domains.append(domain)
-        if not domains:
-            company_email = (self.company_id or self.env.company).email
-            domain = email_domain_extract(email_normalize(company_email or "") or "")
-            if domain:
-                domains.append(domain)
-        return domains
-
-    @api.model
-    def _smtp_routing_dns_lookup(self):
-        """DNS as receivers see it; ``smtp_routing.dns_nameserver`` (host[:port]) overrides the system's."""
-        import dns.resolver
-
-        setting = self.env["ir.config_parameter"].sudo().get_param(DNS_NAMESERVER)
-        resolver = dns.resolver.Resolver(configure=not setting)
-        if setting:
-            try:
-                host, port = hostport.parse_nameserver(setting)
-            except hostport.HostPortError as error:
-                raise UserError(
-                    self.env._(
-                        "The system parameter %(key)s must be an IP address with an optional port, not %(value)r.",
-                        key=DNS_NAMESERVER,
-                        value=setting,
-                    )
-                ) from error
-            resolver.nameservers = [host]
-            resolver.port = port
-        resolver.lifetime = 5.0
-        return dns_checks.resolver_lookup(resolver)
+        self.env["smtp_routing.dns.check"]._smtp_routing_dns_status(self)
 
     def action_smtp_routing_dkim_keys(self):
         """The DKIM keys, from the Deliverability tab (their menu is under Technical, in developer mode only)."""
@@ -540,36 +479,7 @@ class IrMailServer(models.Model):
     def action_smtp_routing_check_dns(self):
         """Check SPF, DKIM and DMARC of every domain the servers send for; keep a history row when it changes."""
         require_admin(self.env)
-        lookup = self._smtp_routing_dns_lookup()
-        Check = self.env["smtp_routing.dns.check"].sudo()
-        keys = self.env["smtp_routing.dkim.key"].sudo().search([("active", "=", True)])
-        for server in self:
-            try:
-                ips = (
-                    [server.smtp_host]
-                    if netpolicy.is_ip(server.smtp_host)
-                    else (lookup(server.smtp_host, "A") + lookup(server.smtp_host, "AAAA") if server.smtp_host else [])
-                )
-            except dns_checks.DnsTemporaryError:
-                ips = []
-            provider = server.smtp_routing_provider if server.smtp_routing_provider != "generic" else None
-            for domain in server._smtp_routing_sender_domains():
-                selectors = keys.filtered(lambda k, d=domain: k.domain == d).mapped("selector")
-                try:
-                    diagnosis = dns_checks.diagnose(domain, lookup, ips=ips, provider=provider, selectors=selectors)
-                    status = diagnosis.status
-                    report = "\n".join(
-                        f"[{f.status.upper()}] {_dns_line(f.check, f.summary)}" for f in diagnosis.findings
-                    )
-                    fixes = "\n".join(f.fix for f in diagnosis.findings if f.fix) or False
-                except Exception as error:  # noqa: BLE001 - a DNS failure is a result to show, not a crash
-                    status, report, fixes = "error", self.env._("DNS check failed: %(error)s", error=error), False
-                last = Check.search([("server_id", "=", server.id), ("domain", "=", domain)], limit=1)
-                if not last or (last.status, last.report, last.fixes or False) != (status, report, fixes):
-                    Check.create(
-                        {"server_id": server.id, "domain": domain, "status": status, "report": report, "fixes": fixes}
-                    )
-            server.sudo().smtp_routing_dns_checked_at = fields.Datetime.now()
+        self.env["smtp_routing.dns.check"].sudo()._smtp_routing_check_servers(self)
         return True
 
     @api.model

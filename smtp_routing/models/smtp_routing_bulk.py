@@ -77,8 +77,8 @@ class SmtpRoutingRoute(models.Model):
 
     def action_smtp_routing_check_readiness(self):
         """Check every bulk route's servers and From domains against the bulk-sender rules; keep the report."""
-        Server = self.env["ir.mail_server"].sudo()
-        lookup = Server._smtp_routing_dns_lookup()
+        Check = self.env["smtp_routing.dns.check"].sudo()
+        lookup = Check._smtp_routing_dns_lookup()
         keys = self.env["smtp_routing.dkim.key"].sudo().search([("active", "=", True)])
         for route in self.filtered("carries_bulk"):
             report, statuses = [], []
@@ -91,7 +91,7 @@ class SmtpRoutingRoute(models.Model):
                 except dns_checks.DnsTemporaryError:
                     ips = []
                 provider = server.smtp_routing_provider if server.smtp_routing_provider != "generic" else None
-                for domain in server._smtp_routing_sender_domains():
+                for domain in Check._smtp_routing_sender_domains(server):
                     findings = readiness.check(
                         domain,
                         lookup,
