@@ -1,7 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 import email.generator
 import email.utils
-import io
 import logging
 import smtplib
 import ssl
@@ -9,13 +8,12 @@ import time
 
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import email_domain_extract, email_normalize
+from odoo.tools import email_normalize
 
 from ..sending.transport import checked_xoauth2, make_quit_safe, per_server_connection, verifying_context
-from ..tools import dkim as dkim_tool
 from ..tools import hostport, netpolicy, presets, secrets
 from ..tools import routing as routing_tool
-from ..tools.headers import RawHeader, keep_raw
+from ..tools.headers import keep_raw
 from ..tools.smtp_errors import MessageTooLarge
 from . import params
 from .access import require_admin
@@ -1028,25 +1026,7 @@ class IrMailServer(models.Model):
 
     @api.model
     def _smtp_routing_dkim_sign(self, message):
-        """Sign with the DKIM key of the From domain, once the headers are final (after Odoo's rewrites)."""
-        keys = self.env["smtp_routing.dkim.key"]._smtp_routing_signing_keys()
-        if not keys:
-            return
-        domain = email_domain_extract(email_normalize(message["From"] or "") or "")
-        if domain not in keys:
-            return
-        selector, key_id = keys[domain]
-        pem = self.env["smtp_routing.dkim.key"].sudo().browse(key_id)._private_pem(raise_if_missing=False)
-        if not pem:
-            _logger.warning("smtp_routing: DKIM key %s for %s cannot be read; mail sent unsigned", selector, domain)
-            return
-        del message["DKIM-Signature"]
-        buffer = io.BytesIO()
-        # the same generator smtplib.send_message() uses, so the signed bytes are the sent bytes
-        email.generator.BytesGenerator(buffer).flatten(message, linesep="\r\n")
-        value = dkim_tool.sign(buffer.getvalue(), domain, selector, pem)
-        # written as is, folded only at its spaces: the email package would turn a long h= list into encoded words
-        message["DKIM-Signature"] = RawHeader("DKIM-Signature", dkim_tool.foldable(value), max_line=78)
+        self.env["smtp_routing.dkim.key"]._smtp_routing_sign(message)
 
     @api.model
     def send_email(

@@ -1,13 +1,19 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import email.generator
+import io
+import logging
 import re
 
 from odoo import api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import email_domain_extract, email_normalize
 
 from ..tools import dkim
+from ..tools.headers import RawHeader
 from .access import require_admin
 from .smtp_routing_secret_mixin import ADMINS, secret_field
 
+_logger = logging.getLogger(__name__)
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _SELECTOR = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -138,3 +144,26 @@ class SmtpRoutingDkimKey(models.Model):
         for key in keys:
             result.setdefault(key.domain, (key.selector, key.id))
         return result
+
+    @api.model
+    def _smtp_routing_sign(self, message):
+        """Sign ``message`` with the DKIM key of its From domain, once the headers are final (after Odoo's
+        rewrites: ir.mail_server._prepare_email_message calls this last)."""
+        keys = self._smtp_routing_signing_keys()
+        if not keys:
+            return
+        domain = email_domain_extract(email_normalize(message["From"] or "") or "")
+        if domain not in keys:
+            return
+        selector, key_id = keys[domain]
+        pem = self.sudo().browse(key_id)._private_pem(raise_if_missing=False)
+        if not pem:
+            _logger.warning("smtp_routing: DKIM key %s for %s cannot be read; mail sent unsigned", selector, domain)
+            return
+        del message["DKIM-Signature"]
+        buffer = io.BytesIO()
+        # the same generator smtplib.send_message() uses, so the signed bytes are the sent bytes
+        email.generator.BytesGenerator(buffer).flatten(message, linesep="\r\n")
+        value = dkim.sign(buffer.getvalue(), domain, selector, pem)
+        # written as is, folded only at its spaces: the email package would turn a long h= list into encoded words
+        message["DKIM-Signature"] = RawHeader("DKIM-Signature", dkim.foldable(value), max_line=78)
