@@ -15,7 +15,8 @@ from . import smtp_routing_delivery_log
 from . import smtp_routing_dkim_key
 from . import smtp_routing_dns_check
 from . import smtp_routing_route
-from . import smtp_routing_bulk
+from . import smtp_routing_route_line
+from . import smtp_routing_purpose
 from . import smtp_routing_send_as
 from . import smtp_routing_server_state
 from . import res_config_settings

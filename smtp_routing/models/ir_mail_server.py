@@ -266,6 +266,14 @@ class IrMailServer(models.Model):
         string="Failed Today", compute="_compute_smtp_routing_today", groups=ADMINS
     )
 
+    smtp_routing_bulk_volume = fields.Char(
+        string="Bulk Volume (24h)",
+        compute="_compute_smtp_routing_bulk_volume",
+        help="Mail sent in the last 24 hours to Gmail, Yahoo and Outlook.com, against the 5,000 a day from which "
+        "they apply their bulk-sender rules. Shown for servers of bulk routes.",
+        groups="base.group_system",  # counters are for administrators only
+    )
+
     # -- computes ---------------------------------------------------------------
     @api.depends("smtp_routing_provider")
     def _compute_smtp_routing_connections(self):
@@ -375,6 +383,18 @@ class IrMailServer(models.Model):
 
     def _compute_smtp_routing_today(self):
         self.env["smtp_routing.delivery.log"]._smtp_routing_today(self)
+
+    def _compute_smtp_routing_bulk_volume(self):
+        lines = self.env["smtp_routing.route.line"].sudo().search([("server_id", "in", self.ids)])
+        bulk_servers = lines.filtered(lambda line: line.route_id.carries_bulk).server_id
+        for server in self:
+            if server.id and server in bulk_servers:
+                Log = self.env["smtp_routing.delivery.log"]
+                server.smtp_routing_bulk_volume = Log._smtp_routing_bulk_volume_text(
+                    Log._smtp_routing_bulk_volumes(server.ids)
+                )
+            else:
+                server.smtp_routing_bulk_volume = False
 
     def _compute_smtp_routing_usage(self):
         lines = self.env["smtp_routing.route.line"].sudo().search([("server_id", "in", self.ids)])

@@ -6,6 +6,7 @@ import pytz
 from odoo import api, fields, models
 from odoo.tools import email_normalize
 
+from ..tools import readiness
 from ..tools.bounces import CLASSES as BOUNCE_CLASSES
 from ..tools.smtp_errors import CATEGORIES, classify
 from . import params
@@ -445,6 +446,31 @@ class SmtpRoutingDeliveryLog(models.Model):
             )
             failing[server_id] = (streak[-1].date, streak[0].category or "other", len(streak))
         return failing, delivered
+
+    @api.model
+    def _smtp_routing_bulk_volumes(self, server_ids):
+        """{receiver: mails sent in the last 24 hours} through these servers (Gmail, Yahoo, Outlook.com)."""
+        if not server_ids:
+            return dict.fromkeys(readiness.RECEIVERS, 0)
+        self.flush_model(["server_id", "outcome", "date", "recipients"])
+        self.env.cr.execute(
+            "SELECT recipients FROM smtp_routing_delivery_log WHERE server_id = ANY(%s) AND outcome = 'sent' "
+            "AND date >= %s AND recipients IS NOT NULL",
+            [list(server_ids), fields.Datetime.now() - timedelta(hours=24)],
+        )
+        return readiness.daily_volume(row[0] for row in self.env.cr.fetchall())
+
+    @api.model
+    def _smtp_routing_bulk_volume_text(self, counts):
+        """The volumes against the bulk threshold, as the server form shows them."""
+        threshold = f"{readiness.BULK_THRESHOLD:,}"
+        parts = []
+        for name, label in readiness.RECEIVERS.items():
+            count = f"{counts[name]:,}"
+            parts.append(
+                self.env._("%(receiver)s %(count)s / %(threshold)s", receiver=label, count=count, threshold=threshold)
+            )
+        return " · ".join(parts)
 
     @api.autovacuum
     def _gc_delivery_log(self):
