@@ -11,6 +11,8 @@ place of ``requests`` inside those modules, as ``ir_mail_server`` does for
 in the calling thread, where it records the response and may send the request
 to another endpoint (Google's URLs are constants in Odoo's code; Microsoft's
 come from the ``microsoft_outlook.endpoint`` parameter already).
+
+Not a model: helpers for ``smtp_routing.oauth.mixin`` and the bridge modules.
 """
 
 import contextlib
