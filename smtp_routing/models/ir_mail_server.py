@@ -18,7 +18,7 @@ from ..tools.smtp_errors import MessageTooLarge
 from . import params
 from .access import require_admin
 from .smtp_routing_delivery_log import CATEGORY_SELECTION
-from .smtp_routing_oauth_mixin import OAUTH_AUTHENTICATIONS
+from .smtp_routing_oauth_mixin import OAUTH_AUTHENTICATIONS, PRESET_OAUTH
 from .smtp_routing_secret_mixin import _keyring, secret_field
 
 _logger = logging.getLogger(__name__)
@@ -30,8 +30,6 @@ MAIL_ID_HEADER = "X-Smtp-Routing-Mail-Id"
 UNFOLDED_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post")
 PERSONAL_ALLOW_PRIVATE = "smtp_routing.personal_servers_allow_private"
 ADMINS = "base.group_system"
-# The provider presets that sign in with OAuth where Odoo's module for it is installed.
-PRESET_OAUTH = {"microsoft365": "outlook", "gmail": "gmail", "google_workspace": "gmail"}
 
 
 class IrMailServer(models.Model):
@@ -309,28 +307,6 @@ class IrMailServer(models.Model):
                 )
             else:
                 server.smtp_routing_warning = False
-
-    def _smtp_routing_password_retiring(self):
-        """A Microsoft 365 or Google server still signing in with a password: the providers close that door."""
-        self.ensure_one()
-        return (
-            self.smtp_routing_provider in PRESET_OAUTH
-            and self.smtp_authentication == "login"
-            and bool(self.sudo().smtp_routing_pass_encrypted)
-        )
-
-    def _smtp_routing_password_retiring_message(self):
-        if self.smtp_routing_provider == "microsoft365":
-            return self.env._(
-                "This server signs in to Microsoft 365 with a password. Microsoft turns Basic authentication for "
-                "SMTP off by default on existing tenants at the end of December 2026 (then 535 5.7.139): press "
-                "Switch to OAuth, then Connect your account."
-            )
-        return self.env._(
-            "This server signs in to Google with a password. Google ended password sign-in for Workspace on "
-            "1 May 2025, and app passwords stop working when the account's password changes: press Switch to "
-            "OAuth, then Connect your account."
-        )
 
     def _smtp_routing_secret_accepted(self, name, value):
         """OAuth servers (Gmail, Outlook) take no password: Odoo's own check refuses the typed one right after."""
@@ -719,26 +695,6 @@ class IrMailServer(models.Model):
                 "next": {"type": "ir.actions.act_window_close"},
             },
         }
-
-    def action_smtp_routing_switch_to_oauth(self):
-        """Microsoft 365 / Google with a password: drop it and sign in with OAuth (Odoo's consent flow next)."""
-        require_admin(self.env)
-        self.ensure_one()
-        method = PRESET_OAUTH.get(self.smtp_routing_provider)
-        if not method:
-            raise UserError(self.env._("Only Microsoft 365 and Google servers sign in with OAuth here."))
-        if method not in dict(self._fields["smtp_authentication"].selection):
-            module = self.env._("Microsoft Outlook") if method == "outlook" else self.env._("Gmail")
-            raise UserError(
-                self.env._(
-                    "Signing in with OAuth needs Odoo's %(module)s module: install it (Apps), then press Switch to "
-                    "OAuth again.",
-                    module=module,
-                )
-            )
-        self.action_smtp_routing_clear_password()
-        self.write({"smtp_authentication": method, "from_filter": self.smtp_user or self.from_filter})
-        return True
 
     def action_smtp_routing_test_email(self):
         require_admin(self.env)

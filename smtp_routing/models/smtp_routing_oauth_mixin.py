@@ -8,8 +8,12 @@ revealed only to Odoo's own sign-in code, for that server, in that thread
 (``_smtp_routing_tokens_revealed``, used by ``ir.mail_server._smtp_login``). A refused token
 renewal is noted on the server and told once to whoever can reconnect the account.
 
+It also says when a Microsoft 365 or Google server still signs in with a password, and switches it
+to OAuth (*Switch to OAuth*).
+
 An abstract model inherited by ``ir.mail_server`` only (Odoo's ``google.gmail.mixin`` is the
-pattern); it reads the server's ``name``, ``smtp_authentication`` and ``smtp_routing_owner_id``.
+pattern); it reads the server's fields (``name``, ``smtp_authentication``, ``smtp_routing_provider``,
+``smtp_routing_pass_encrypted``, ``smtp_routing_owner_id``...).
 """
 
 import contextlib
@@ -23,10 +27,13 @@ from odoo.exceptions import UserError
 
 from ..tools.smtp_errors import classify
 from . import oauth, params
+from .access import require_admin
 from .smtp_routing_secret_mixin import ADMINS
 
 OAUTH_AUTHENTICATIONS = ("gmail", "outlook")
 PROVIDER_LABELS = {"gmail": "Google", "outlook": "Microsoft 365"}
+# The provider presets that sign in with OAuth where Odoo's module for it is installed.
+PRESET_OAUTH = {"microsoft365": "outlook", "gmail": "gmail", "google_workspace": "gmail"}
 # Odoo's token columns that the bridge modules make write-only (their ciphertext: smtp_routing_oauth_encrypted)
 TOKEN_FIELDS = (
     "google_gmail_authorization_code",
@@ -85,6 +92,50 @@ class SmtpRoutingOAuthMixin(models.AbstractModel):
         string="Sign-in Problem Since", copy=False, readonly=True, groups=ADMINS
     )
 
+    # -- from a password to OAuth (Microsoft 365 and Google close password sign-in) ------------------------
+    def _smtp_routing_password_retiring(self):
+        """A Microsoft 365 or Google server still signing in with a password: the providers close that door."""
+        self.ensure_one()
+        return (
+            self.smtp_routing_provider in PRESET_OAUTH
+            and self.smtp_authentication == "login"
+            and bool(self.sudo().smtp_routing_pass_encrypted)
+        )
+
+    def _smtp_routing_password_retiring_message(self):
+        if self.smtp_routing_provider == "microsoft365":
+            return self.env._(
+                "This server signs in to Microsoft 365 with a password. Microsoft turns Basic authentication for "
+                "SMTP off by default on existing tenants at the end of December 2026 (then 535 5.7.139): press "
+                "Switch to OAuth, then Connect your account."
+            )
+        return self.env._(
+            "This server signs in to Google with a password. Google ended password sign-in for Workspace on "
+            "1 May 2025, and app passwords stop working when the account's password changes: press Switch to "
+            "OAuth, then Connect your account."
+        )
+
+    def action_smtp_routing_switch_to_oauth(self):
+        """Microsoft 365 / Google with a password: drop it and sign in with OAuth (Odoo's consent flow next)."""
+        require_admin(self.env)
+        self.ensure_one()
+        method = PRESET_OAUTH.get(self.smtp_routing_provider)
+        if not method:
+            raise UserError(self.env._("Only Microsoft 365 and Google servers sign in with OAuth here."))
+        if method not in dict(self._fields["smtp_authentication"].selection):
+            module = self.env._("Microsoft Outlook") if method == "outlook" else self.env._("Gmail")
+            raise UserError(
+                self.env._(
+                    "Signing in with OAuth needs Odoo's %(module)s module: install it (Apps), then press Switch to "
+                    "OAuth again.",
+                    module=module,
+                )
+            )
+        self.action_smtp_routing_clear_password()
+        self.write({"smtp_authentication": method, "from_filter": self.smtp_user or self.from_filter})
+        return True
+
+    # -- tokens ---------------------------------------------------------------------------------------------
     def _smtp_routing_token_fields(self):
         """Odoo's token fields that a bridge module made write-only on this model (installed modules only)."""
         return [name for name, field in self._fields.items() if field.compute == TOKEN_COMPUTE]
