@@ -743,8 +743,11 @@ class IrMailServer(models.Model):
 
     @api.model
     def _smtp_routing_rotate_keys(self):
-        """Re-encrypt every stored password with the primary key (after adding a new key first)."""
-        return self._smtp_routing_rotate_secrets()
+        """Re-encrypt every stored secret with the primary key (after adding a new key first): the servers'
+        passwords and OAuth tokens, and the DKIM keys, so that none is lost when the old key is dropped.
+        Returns how many records were re-encrypted."""
+        servers = self._smtp_routing_rotate_secrets(["smtp_routing_pass_encrypted", "smtp_routing_oauth_encrypted"])
+        return servers + self.env["smtp_routing.dkim.key"]._smtp_routing_rotate_secrets()
 
     def action_smtp_routing_rotate_keys(self):
         require_admin(self.env)
@@ -755,7 +758,8 @@ class IrMailServer(models.Model):
             "params": {
                 "type": "success",
                 "message": self.env._(
-                    "%(count)s SMTP password(s) re-encrypted with the current key (%(fingerprint)s).",
+                    "%(count)s record(s) with stored secrets (SMTP passwords, OAuth tokens, DKIM keys) re-encrypted "
+                    "with the current key (%(fingerprint)s).",
                     count=count,
                     fingerprint=_keyring().fingerprint,
                 ),

@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """SMTP passwords are encrypted at rest; the key never lives in the database."""
 
+import json
 import os
 import smtplib
 from unittest.mock import patch
@@ -11,7 +12,7 @@ from odoo.tests.common import TransactionCase
 
 from .. import hooks
 from ..models.smtp_routing_secret_mixin import _keyring
-from ..tools import secrets
+from ..tools import dkim, secrets
 from .common import LiveSmtpCase, database_occurrences
 
 PLAINTEXT = "Pl41n-T3xt-Needle-7f3a"
@@ -104,6 +105,25 @@ class TestPasswordEncryption(TransactionCase):
         with patch.dict(os.environ, {secrets.ENV_VAR: new_key}):
             server.invalidate_recordset()
             self.assertEqual(server._smtp_routing_password(), PLAINTEXT)
+
+    def test_key_rotation_keeps_oauth_tokens_and_dkim_keys(self):
+        """Rotating, then dropping the old key, loses nothing: OAuth tokens and DKIM keys are re-encrypted too."""
+        server = self._server()
+        tokens = {"microsoft_outlook_refresh_token": "refresh-needle"}
+        server.sudo().smtp_routing_oauth_encrypted = server._smtp_routing_encrypt(json.dumps(tokens))
+        key = self.env["smtp_routing.dkim.key"].create({"domain": "rotation.example", "selector": "s1"})
+        record = key.dns_record
+        old_key = _keyring().keys[0].decode()
+        new_key = secrets.generate_key()
+        with patch.dict(os.environ, {secrets.ENV_VAR: f"{new_key},{old_key}"}):
+            self.env["ir.mail_server"].action_smtp_routing_rotate_keys()
+        with patch.dict(os.environ, {secrets.ENV_VAR: new_key}):
+            self.env.invalidate_all()
+            self.assertEqual(server._smtp_routing_password(), PLAINTEXT)
+            self.assertEqual(server._smtp_routing_oauth_tokens(), tokens)
+            pem = key._private_pem(raise_if_missing=False)
+            self.assertTrue(pem, "the DKIM key opens with the new key alone")
+            self.assertEqual(dkim.public_record(pem), record)
 
     def test_internal_user_cannot_read_passwords(self):
         server = self._server()
