@@ -131,8 +131,9 @@ def test_a_missing_odoo_skips_for_a_user_and_fails_when_required():
 MODELS = ADDON / "models"
 # ir_mail_server.py keeps the server's fields, validation, Odoo's hooks (CRUD, onchanges, buttons) and the send
 # path Odoo calls (connect, _smtp_login, _prepare_email_message, send_email); everything else lives with the model
-# it is about (secrets and OAuth mixins, server state, delivery log, DNS check, DKIM key). About 1,110 lines now.
-IR_MAIL_SERVER_MAX_LINES = 1150
+# it is about (secrets and OAuth mixins, server state, delivery log, DNS check, DKIM key). 1,073 lines when this
+# limit was set (from 1,718): a ratchet, lower it when more leaves (the send path is about 210 of those lines).
+IR_MAIL_SERVER_MAX_LINES = 1100
 # models/ files that are not models: helpers the models share, each saying so in its docstring.
 HELPER_MODULES = {"access.py", "oauth.py", "params.py", "send_as_trust.py"}
 
