@@ -20,7 +20,8 @@ import logging
 from odoo.exceptions import UserError
 from odoo.tools import SQL, sql
 
-from .models.ir_mail_server import TOKEN_FIELDS, _keyring
+from .models.smtp_routing_oauth_mixin import TOKEN_FIELDS
+from .models.smtp_routing_secret_mixin import _keyring
 from .tools import secrets
 
 _logger = logging.getLogger(__name__)

@@ -125,3 +125,72 @@ def test_a_missing_odoo_skips_for_a_user_and_fails_when_required():
     lines = run_tests.odoo_unavailable("no Odoo 18 found", required=True)
     assert not lines[0][1] and "FAILED" in lines[0][0] and "could not run" in lines[0][0]
     assert "SMTP_ROUTING_REQUIRE_ODOO" in lines[0][0]
+
+
+# -- models/: one model per file, and ir_mail_server.py kept to fields, validation and Odoo's hooks -----------
+MODELS = ADDON / "models"
+# ir_mail_server.py keeps the server's fields, validation, Odoo's hooks (CRUD, onchanges, buttons) and the send
+# path Odoo calls (connect, _smtp_login, _prepare_email_message, send_email); everything else lives with the model
+# it is about (secrets and OAuth mixins, server state, delivery log, DNS check, DKIM key). 1,073 lines when this
+# limit was set (from 1,718): a ratchet, lower it when more leaves (the send path is about 210 of those lines).
+IR_MAIL_SERVER_MAX_LINES = 1100
+# models/ files that are not models: helpers the models share, each saying so in its docstring.
+HELPER_MODULES = {"access.py", "oauth.py", "params.py", "send_as_trust.py"}
+
+
+def _model_classes(path):
+    """[(class name, model name)] of the top-level classes of ``path`` that set _name or _inherit."""
+    found = []
+    for node in ast.parse(path.read_text()).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        attributes = {
+            target.id: statement.value
+            for statement in node.body
+            if isinstance(statement, ast.Assign)
+            for target in statement.targets
+            if isinstance(target, ast.Name)
+        }
+        if "_name" in attributes or "_inherit" in attributes:
+            name = ast.literal_eval(attributes.get("_name") or attributes["_inherit"])
+            found.append((node.name, name if isinstance(name, str) else name[0]))
+    return found
+
+
+def test_ir_mail_server_py_does_not_grow_back():
+    lines = len((MODELS / "ir_mail_server.py").read_text().splitlines())
+    assert lines <= IR_MAIL_SERVER_MAX_LINES, (
+        f"models/ir_mail_server.py has {lines} lines (at most {IR_MAIL_SERVER_MAX_LINES}): put what is not the "
+        "server's fields, validation or Odoo's hooks with the model it is about"
+    )
+
+
+def test_each_models_file_holds_one_model_and_each_model_one_file():
+    homes = {}
+    for path in sorted(MODELS.glob("*.py")):
+        if path.name == "__init__.py" or path.name in HELPER_MODULES:
+            continue
+        classes = _model_classes(path)
+        assert len(classes) == 1, f"models/{path.name} defines {[c for c, _m in classes]}: one model per file"
+        model = classes[0][1]
+        assert model not in homes, f"{model} is defined in both models/{homes[model]} and models/{path.name}"
+        homes[model] = path.name
+
+
+def test_models_helper_modules_are_declared_and_hold_no_model():
+    for name in HELPER_MODULES:
+        path = MODELS / name
+        assert not _model_classes(path), f"models/{name} is listed as a helper but defines a model"
+        assert "Not a model" in (ast.get_docstring(ast.parse(path.read_text())) or ""), name
+
+
+def test_the_layout_checks_see_models_and_several_classes(tmp_path):
+    """The checks above read the files as they are written (a list _inherit, several classes)."""
+    source = (
+        'class A(models.Model):\n    _name = "a.b"\n    _inherit = ["a.b", "x.mixin"]\n'
+        'class B(models.Model):\n    _inherit = "c.d"\n'
+        "class Plain:\n    pass\n"
+    )
+    path = tmp_path / "sample.py"
+    path.write_text(source)
+    assert _model_classes(path) == [("A", "a.b"), ("B", "c.d")]

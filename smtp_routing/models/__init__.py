@@ -1,5 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from . import base
+from . import smtp_routing_secret_mixin
+from . import smtp_routing_oauth_mixin
 from . import ir_mail_server
 from . import mail_blacklist
 from . import mail_mail
@@ -13,7 +15,8 @@ from . import smtp_routing_delivery_log
 from . import smtp_routing_dkim_key
 from . import smtp_routing_dns_check
 from . import smtp_routing_route
-from . import smtp_routing_bulk
+from . import smtp_routing_route_line
+from . import smtp_routing_purpose
 from . import smtp_routing_send_as
 from . import smtp_routing_server_state
 from . import smtp_routing_reservation

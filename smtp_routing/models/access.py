@@ -1,5 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-"""Who may run what: methods that work as superuser check their caller first."""
+"""Who may run what: methods that work as superuser check their caller first.
+
+Not a model: a helper the models and wizards share.
+"""
 
 from odoo.exceptions import AccessError
 

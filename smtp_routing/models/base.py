@@ -26,7 +26,7 @@ SECRET_FIELDS = {
             "microsoft_outlook_access_token",
         }
     ),
-    "smtp_routing.dkim.key": frozenset({"private_key_encrypted"}),
+    "smtp_routing.dkim.key": frozenset({"private_key", "private_key_encrypted"}),
     "smtp_routing.personal.server": frozenset({"smtp_pass", "smtp_pass_encrypted"}),
 }
 _ID_PARTS = ("id", ".id")

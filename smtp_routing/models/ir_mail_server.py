@@ -1,36 +1,25 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-import contextlib
 import email.generator
 import email.utils
-import io
-import json
 import logging
-import os
 import smtplib
 import ssl
-import threading
 import time
-from datetime import datetime, timedelta
-
-import pytz
-from markupsafe import Markup
 
 from odoo import api, fields, models, modules
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import config, email_domain_extract, email_normalize
-from odoo.tools.misc import format_datetime
+from odoo.tools import email_normalize
 
 from ..sending.transport import checked_xoauth2, make_quit_safe, per_server_connection, verifying_context
-from ..tools import dkim as dkim_tool
-from ..tools import dns_checks, hostport, netpolicy, presets, secrets
-from ..tools import limits as limits_tool
+from ..tools import hostport, netpolicy, presets, secrets
 from ..tools import routing as routing_tool
-from ..tools.headers import RawHeader, keep_raw
+from ..tools.headers import keep_raw
 from ..tools.smtp_errors import MessageTooLarge, classified
-from . import oauth, params
+from . import params
 from .access import require_admin
 from .smtp_routing_delivery_log import CATEGORY_SELECTION
-from .smtp_routing_server_state import db_now, state_from_row
+from .smtp_routing_oauth_mixin import OAUTH_AUTHENTICATIONS, PRESET_OAUTH
+from .smtp_routing_secret_mixin import _keyring, secret_field
 
 _logger = logging.getLogger(__name__)
 
@@ -62,68 +51,14 @@ def attempt_details(message, server_id, mail_id):
 
 # written as they are, never refolded into encoded words (Gmail reads List-Unsubscribe byte for byte)
 UNFOLDED_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post")
-DNS_NAMESERVER = "smtp_routing.dns_nameserver"
 PERSONAL_ALLOW_PRIVATE = "smtp_routing.personal_servers_allow_private"
-OAUTH_AUTHENTICATIONS = ("gmail", "outlook")
 ADMINS = "base.group_system"
-# Odoo's token columns that the bridge modules make write-only (their ciphertext: smtp_routing_oauth_encrypted)
-TOKEN_FIELDS = (
-    "google_gmail_authorization_code",
-    "google_gmail_refresh_token",
-    "google_gmail_access_token",
-    "microsoft_outlook_refresh_token",
-    "microsoft_outlook_access_token",
-)
-TOKEN_COMPUTE = "_compute_smtp_routing_oauth_token"
-
-
-def token_field(string, inverse):
-    """A write-only OAuth token field, as the bridge modules redefine Odoo's: computed (never stored, reads
-    empty for everyone), its inverse encrypting into ``smtp_routing_oauth_encrypted``, never exported."""
-    return fields.Char(
-        string=string,
-        compute=TOKEN_COMPUTE,
-        inverse=inverse,
-        store=False,
-        readonly=False,
-        copy=False,
-        exportable=False,
-        groups=ADMINS,
-        help="Write-only: stored encrypted by smtp_routing, never shown; decrypted only to sign in.",
-    )
-
-
-PROVIDER_LABELS = {"gmail": "Google", "outlook": "Microsoft 365"}
-# The provider presets that sign in with OAuth where Odoo's module for it is installed.
-PRESET_OAUTH = {"microsoft365": "outlook", "gmail": "gmail", "google_workspace": "gmail"}
-# Failures that say something about one mail (its recipients, size, sender), not about the server.
-MAIL_LEVEL_CATEGORIES = ("recipient_rejected", "too_large", "invalid_message", "send_as_denied", "sender_rejected")
-
-_keyring_cache = {}
-
-
-def _dns_line(check, summary):
-    """ "MX: mx.example", not "MX: MX: mx.example": the check's name once."""
-    label = check.upper()
-    if summary.upper().startswith(label + ":"):
-        return summary
-    return f"{label}: {summary}"
-
-
-def _keyring():
-    """The keyring in force (environment, odoo.conf, or the data-dir key file), cached per process."""
-    source = (os.environ.get(secrets.ENV_VAR, ""), config.get(secrets.CONFIG_OPTION) or "", config["data_dir"])
-    if source not in _keyring_cache:
-        _keyring_cache.clear()
-        _keyring_cache[source] = secrets.load_keyring(config_value=source[1], data_dir=source[2])
-    return _keyring_cache[source]
-
-
-_tokens_revealed = threading.local()  # ids of the servers whose OAuth tokens this thread may read (to sign in)
 
 
 class IrMailServer(models.Model):
-    _inherit = "ir.mail_server"
+    _name = "ir.mail_server"
+    _inherit = ["ir.mail_server", "smtp_routing.oauth.mixin"]  # which inherits smtp_routing.secret.mixin
+    _smtp_routing_secret_fields = {"smtp_pass": "smtp_routing_pass_encrypted"}
 
     company_id = fields.Many2one(
         "res.company",
@@ -168,13 +103,7 @@ class IrMailServer(models.Model):
     # Passwords are write-only: smtp_pass takes a new password (encrypted at once into
     # smtp_routing_pass_encrypted) and always reads empty. Only the connection decrypts
     # (_smtp_login), for the one server it connects to.
-    smtp_pass = fields.Char(
-        compute="_compute_smtp_pass",
-        inverse="_inverse_smtp_pass",
-        store=False,
-        readonly=False,
-        copy=False,
-        exportable=False,
+    smtp_pass = secret_field(
         groups=ADMINS,
         help="Write-only: type a new password to replace the stored one (it is encrypted at once and never shown "
         "again). Left empty, the stored password is kept; Remove Password deletes it.",
@@ -185,28 +114,7 @@ class IrMailServer(models.Model):
     smtp_routing_pass_set = fields.Boolean(
         string="Password Stored", compute="_compute_smtp_routing_pass_state", groups=ADMINS
     )
-    # OAuth (Odoo's Gmail and Outlook servers, through the bridge modules): Odoo's token fields are write-only
-    # like smtp_pass; their values live here, encrypted together (JSON), and are decrypted only to sign in.
-    smtp_routing_oauth_encrypted = fields.Char(
-        string="Encrypted OAuth Tokens", groups=ADMINS, copy=False, readonly=True, exportable=False
-    )
-    smtp_routing_oauth_connected = fields.Boolean(
-        string="Account Connected",
-        copy=False,
-        readonly=True,
-        help="The server holds a refresh token from its provider (the account was connected).",
-    )
-    smtp_routing_oauth_problem = fields.Char(
-        string="Sign-in Problem",
-        copy=False,
-        readonly=True,
-        groups=ADMINS,
-        help="The provider refused to renew this server's sign-in (revoked or expired consent, expired client "
-        "secret): reconnect the account. Cleared by the next successful sign-in.",
-    )
-    smtp_routing_oauth_problem_date = fields.Datetime(
-        string="Sign-in Problem Since", copy=False, readonly=True, groups=ADMINS
-    )
+    # OAuth (Odoo's Gmail and Outlook servers, through the bridge modules): smtp_routing.oauth.mixin
     smtp_routing_pass_error = fields.Char(
         string="Password Problem", compute="_compute_smtp_routing_pass_state", groups=ADMINS
     )
@@ -379,6 +287,14 @@ class IrMailServer(models.Model):
         string="Failed Today", compute="_compute_smtp_routing_today", groups=ADMINS
     )
 
+    smtp_routing_bulk_volume = fields.Char(
+        string="Bulk Volume (24h)",
+        compute="_compute_smtp_routing_bulk_volume",
+        help="Mail sent in the last 24 hours to Gmail, Yahoo and Outlook.com, against the 5,000 a day from which "
+        "they apply their bulk-sender rules. Shown for servers of bulk routes.",
+        groups="base.group_system",  # counters are for administrators only
+    )
+
     # -- computes ---------------------------------------------------------------
     @api.depends("smtp_routing_provider")
     def _compute_smtp_routing_connections(self):
@@ -415,44 +331,9 @@ class IrMailServer(models.Model):
             else:
                 server.smtp_routing_warning = False
 
-    def _smtp_routing_password_retiring(self):
-        """A Microsoft 365 or Google server still signing in with a password: the providers close that door."""
-        self.ensure_one()
-        return (
-            self.smtp_routing_provider in PRESET_OAUTH
-            and self.smtp_authentication == "login"
-            and bool(self.sudo().smtp_routing_pass_encrypted)
-        )
-
-    def _smtp_routing_password_retiring_message(self):
-        if self.smtp_routing_provider == "microsoft365":
-            return self.env._(
-                "This server signs in to Microsoft 365 with a password. Microsoft turns Basic authentication for "
-                "SMTP off by default on existing tenants at the end of December 2026 (then 535 5.7.139): press "
-                "Switch to OAuth, then Connect your account."
-            )
-        return self.env._(
-            "This server signs in to Google with a password. Google ended password sign-in for Workspace on "
-            "1 May 2025, and app passwords stop working when the account's password changes: press Switch to "
-            "OAuth, then Connect your account."
-        )
-
-    def _compute_smtp_pass(self):
-        """Write-only: the password is never read back, by anyone (see _smtp_login for the one reader)."""
-        self.smtp_pass = False
-
-    def _inverse_smtp_pass(self):
-        """A typed password is encrypted at once; an empty one keeps the stored password (an untouched form).
-
-        OAuth servers (Gmail, Outlook) take none: Odoo's own check refuses the typed one right after.
-        """
-        for server in self:
-            if not server.smtp_pass or server.smtp_authentication in OAUTH_AUTHENTICATIONS:
-                continue
-            try:
-                server.smtp_routing_pass_encrypted = secrets.encrypt(server.smtp_pass, _keyring())
-            except secrets.SecretError as error:
-                raise UserError(self._smtp_routing_secret_message(error, server)) from error
+    def _smtp_routing_secret_accepted(self, name, value):
+        """OAuth servers (Gmail, Outlook) take no password: Odoo's own check refuses the typed one right after."""
+        return self.smtp_authentication not in OAUTH_AUTHENTICATIONS
 
     @api.depends("smtp_routing_pass_encrypted")
     def _compute_smtp_routing_pass_state(self):
@@ -475,14 +356,7 @@ class IrMailServer(models.Model):
 
     def _smtp_routing_password(self):
         """The decrypted password of this one server, for the connection only (never a field, never returned)."""
-        self.ensure_one()
-        stored = self.sudo().smtp_routing_pass_encrypted
-        if not stored:
-            return ""
-        try:
-            return secrets.decrypt(stored, _keyring())
-        except secrets.SecretError as error:
-            raise UserError(self._smtp_routing_secret_message(error, self)) from error
+        return self._smtp_routing_reveal("smtp_pass")
 
     @api.constrains("smtp_authentication", "smtp_routing_pass_encrypted")
     def _check_smtp_routing_oauth_password(self):
@@ -503,67 +377,23 @@ class IrMailServer(models.Model):
         self.sudo().write({"smtp_routing_pass_encrypted": False})
         return True
 
-    def _smtp_routing_secret_message(self, error, server=None):
-        name = server.display_name if server else ""
-        if error.code == "wrong_key":
-            return self.env._(
-                "The password of %(server)s cannot be decrypted with the key in use. Restore the key it was "
-                "encrypted with (environment variable SMTP_ROUTING_KEYS, odoo.conf option smtp_routing_keys, or "
-                "the key file in Odoo's data directory), or enter the password again.",
-                server=name,
-            )
-        if error.code == "bad_key":
-            return self.env._(
-                "The SMTP password key is not valid (%(detail)s). SMTP_ROUTING_KEYS / smtp_routing_keys must hold "
-                'comma-separated Fernet keys; generate one with: python3 -c "from cryptography.fernet import '
-                'Fernet; print(Fernet.generate_key().decode())"',
-                detail=error.detail,
-            )
-        if error.code == "no_key_file":
-            return self.env._(
-                "No key to encrypt SMTP passwords: set SMTP_ROUTING_KEYS or smtp_routing_keys, or make Odoo's "
-                "data directory writable (%(detail)s).",
-                detail=error.detail,
-            )
-        return self.env._("The stored password of %(server)s is not in the expected encrypted form.", server=name)
-
-    def _smtp_routing_outcome_counts(self, since):
-        """{(server id, outcome): attempts since ``since``} for these servers, from the delivery history."""
-        return {
-            (server.id, outcome): count
-            for server, outcome, count in self.env["smtp_routing.delivery.log"]
-            .sudo()
-            ._read_group([("server_id", "in", self.ids), ("date", ">=", since)], ["server_id", "outcome"], ["__count"])
-        }
-
     def _compute_smtp_routing_history(self):
-        counts = self._smtp_routing_outcome_counts(fields.Datetime.now() - timedelta(hours=24))
-        Log = self.env["smtp_routing.delivery.log"].sudo()
-        for server in self:
-            server.smtp_routing_sent_24h = counts.get((server.id, "sent"), 0)
-            server.smtp_routing_failed_24h = counts.get((server.id, "failed"), 0)
-            server.smtp_routing_bounced_24h = counts.get((server.id, "bounced"), 0)
-            last = Log
-            if server.id:
-                last = Log.search([("server_id", "=", server.id), ("outcome", "=", "failed")], limit=1)
-            server.smtp_routing_last_error = last.summary if last else False
-            server.smtp_routing_last_error_date = last.date if last else False
-
-    def _smtp_routing_today_start(self):
-        """Midnight in the user's time zone, as a naive UTC datetime (what "today" means to the reader)."""
-        try:
-            tz = pytz.timezone(self.env.context.get("tz") or self.env.user.tz or "UTC")
-        except pytz.UnknownTimeZoneError:
-            tz = pytz.utc
-        today = datetime.now(pytz.utc).astimezone(tz).date()
-        midnight = tz.localize(datetime.combine(today, datetime.min.time()))
-        return midnight.astimezone(pytz.utc).replace(tzinfo=None)
+        self.env["smtp_routing.delivery.log"]._smtp_routing_history(self)
 
     def _compute_smtp_routing_today(self):
-        counts = self._smtp_routing_outcome_counts(self._smtp_routing_today_start())
+        self.env["smtp_routing.delivery.log"]._smtp_routing_today(self)
+
+    def _compute_smtp_routing_bulk_volume(self):
+        lines = self.env["smtp_routing.route.line"].sudo().search([("server_id", "in", self.ids)])
+        bulk_servers = lines.filtered(lambda line: line.route_id.carries_bulk).server_id
         for server in self:
-            server.smtp_routing_sent_today = counts.get((server.id, "sent"), 0)
-            server.smtp_routing_failed_today = counts.get((server.id, "failed"), 0)
+            if server.id and server in bulk_servers:
+                Log = self.env["smtp_routing.delivery.log"]
+                server.smtp_routing_bulk_volume = Log._smtp_routing_bulk_volume_text(
+                    Log._smtp_routing_bulk_volumes(server.ids)
+                )
+            else:
+                server.smtp_routing_bulk_volume = False
 
     def _compute_smtp_routing_usage(self):
         lines = self.env["smtp_routing.route.line"].sudo().search([("server_id", "in", self.ids)])
@@ -647,251 +477,16 @@ class IrMailServer(models.Model):
             raise UserError(message) from error
 
     def _smtp_routing_limits(self):
-        self.ensure_one()
-        unit = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}.get(
-            self.smtp_routing_throttle_unit or "hours", 3600
-        )
-        return limits_tool.Limits(
-            throttle_max=max(self.smtp_routing_throttle_max, 0),
-            throttle_seconds=max(self.smtp_routing_throttle_duration, 0) * unit,
-            flood_max=max(self.smtp_routing_flood_max, 0),
-            flood_pause=max(self.smtp_routing_flood_pause, 0),
-            hourly_max=max(self.smtp_routing_hourly_max, 0),
-            daily_max=max(self.smtp_routing_daily_max, 0),
-            batch_max_count=max(self.smtp_routing_batch_max_count, 0),
-            batch_max_bytes=int(max(self.smtp_routing_batch_max_mb, 0) * 1024 * 1024),
-            batch_interval=max(self.smtp_routing_batch_interval, 0) * 60,
-            count_recipients=self.smtp_routing_count_recipients,
-        )
+        return self.env["smtp_routing.server.state"]._smtp_routing_limits(self)
 
     def _smtp_routing_limit_names(self):
-        """The limits as named in "reached its ... limit" (translated)."""
-        return {
-            "throttle": self.env._("throttle"),
-            "flood": self.env._("anti-flood"),
-            "hourly": self.env._("hourly"),
-            "daily": self.env._("daily"),
-            "batch": self.env._("batch"),
-        }
-
-    def _smtp_routing_recent_failures(self):
-        """{server id: (failing since, latest category, failed attempts in a row)} for the servers whose latest
-        server-level attempt failed, and the set of servers with a successful delivery on record.
-
-        From the delivery history (test emails included); refusals by a rule and failures that concern one
-        mail only (a refused recipient, a message too large) say nothing about the server and are left out.
-        """
-        if not self.ids:
-            return {}, set()
-        Log = self.env["smtp_routing.delivery.log"].sudo()
-        Log.flush_model()
-        self.env.cr.execute(
-            """SELECT server_id,
-                      MAX(date) FILTER (WHERE outcome = 'sent'),
-                      MAX(date) FILTER (WHERE outcome = 'failed')
-                 FROM smtp_routing_delivery_log
-                WHERE server_id IN %s AND stage != 'policy' AND outcome IN ('sent', 'failed')
-                  AND (outcome = 'sent' OR category IS NULL OR category NOT IN %s)
-             GROUP BY server_id""",
-            [tuple(self.ids), MAIL_LEVEL_CATEGORIES],
-        )
-        failing, delivered = {}, set()
-        for server_id, last_sent, last_failed in self.env.cr.fetchall():
-            if last_sent:
-                delivered.add(server_id)
-            if not last_failed or (last_sent and last_sent >= last_failed):
-                continue
-            streak = Log.search(
-                [
-                    ("server_id", "=", server_id),
-                    ("stage", "!=", "policy"),
-                    ("outcome", "=", "failed"),
-                    ("category", "not in", MAIL_LEVEL_CATEGORIES),
-                ]
-                + ([("date", ">", last_sent)] if last_sent else []),
-                order="date desc, id desc",
-            )
-            failing[server_id] = (streak[-1].date, streak[0].category or "other", len(streak))
-        return failing, delivered
-
-    def _smtp_routing_rate_text(self, count, duration, unit):
-        """A limit as people say it: "10 per hour", "500 per 24 hours" (translated)."""
-        if duration == 1:
-            texts = {
-                "seconds": self.env._("%(count)s per second", count=count),
-                "minutes": self.env._("%(count)s per minute", count=count),
-                "hours": self.env._("%(count)s per hour", count=count),
-                "days": self.env._("%(count)s per day", count=count),
-            }
-        else:
-            texts = {
-                "seconds": self.env._("%(count)s per %(duration)s seconds", count=count, duration=duration),
-                "minutes": self.env._("%(count)s per %(duration)s minutes", count=count, duration=duration),
-                "hours": self.env._("%(count)s per %(duration)s hours", count=count, duration=duration),
-                "days": self.env._("%(count)s per %(duration)s days", count=count, duration=duration),
-            }
-        return texts.get(unit or "hours", texts["hours"])
-
-    def _smtp_routing_sent_since(self, since):
-        """What the limits would have counted of the delivery history since ``since``: mails, or recipients."""
-        self.ensure_one()
-        if not since or not self.id:
-            return 0
-        Log = self.env["smtp_routing.delivery.log"].sudo()
-        domain = [("server_id", "=", self.id), ("outcome", "=", "sent"), ("date", ">=", since)]
-        if self.smtp_routing_count_recipients:
-            [(total,)] = Log._read_group(domain, aggregates=["recipient_count:sum"])
-            return total or 0
-        return Log.search_count(domain)
-
-    def _smtp_routing_bar_caption(self, rate, counted, since):
-        """``rate``, and a plain reason when the bar shows less than the history counts in the same window."""
-        if since is None:
-            return self.env._("%(rate)s - window not started: it starts with the next mail", rate=rate)
-        sent = self._smtp_routing_sent_since(since)
-        if sent > counted:
-            return self.env._(
-                "%(rate)s - counting since the limit was set (%(sent)s went out in this window in all)",
-                rate=rate,
-                sent=sent,
-            )
-        return rate
+        return self.env["smtp_routing.server.state"]._smtp_routing_limit_names()
 
     def _compute_smtp_routing_queue_status(self):
-        now = db_now(self.env.cr)  # the clock the queue's windows use
-        failing, delivered = self._smtp_routing_recent_failures()
-        rows = self.env["smtp_routing.server.state"].sudo()._smtp_routing_read(self)
-        queued = dict(
-            self.env["mail.mail"]
-            .sudo()
-            ._read_group(
-                [("state", "=", "outgoing"), ("smtp_routing_server_id", "in", self.ids)],
-                ["smtp_routing_server_id"],
-                ["__count"],
-            )
-        )
-        labels = {
-            "throttle": self.env._("Throttle"),
-            "flood": self.env._("Anti-flood"),
-            "hourly": self.env._("This hour"),
-            "daily": self.env._("Today"),
-            "batch": self.env._("This batch"),
-        }
-        for server in self:
-            row = rows.get(server.id) or {}
-            limits = server._smtp_routing_limits()
-            state = limits_tool.refresh(limits, state_from_row(row), now)  # the windows as they stand now
-            left = limits_tool.remaining(limits, state, now)
-            cooldown = row.get("cooldown_until")
-            cooldown = cooldown if cooldown and cooldown > now else False
-            exhausted = [resets for value, resets in left.values() if value <= 0 and resets]
-            server.smtp_routing_cooldown_until = cooldown
-            server.smtp_routing_throttle_used = state.throttle_count
-            server.smtp_routing_hourly_used = state.hour_count
-            server.smtp_routing_daily_used = state.day_count
-            server.smtp_routing_throttle_caption = (
-                server._smtp_routing_bar_caption(
-                    server._smtp_routing_rate_text(
-                        limits.throttle_max, server.smtp_routing_throttle_duration, server.smtp_routing_throttle_unit
-                    ),
-                    state.throttle_count,
-                    state.throttle_start,
-                )
-                if limits.throttle_max and limits.throttle_seconds
-                else False
-            )
-            server.smtp_routing_hourly_caption = (
-                server._smtp_routing_bar_caption(
-                    self.env._("%(count)s per clock hour", count=limits.hourly_max), state.hour_count, state.hour_start
-                )
-                if limits.hourly_max
-                else False
-            )
-            server.smtp_routing_daily_caption = (
-                server._smtp_routing_bar_caption(
-                    self.env._("%(count)s per day (UTC)", count=limits.daily_max), state.day_count, state.day_start
-                )
-                if limits.daily_max
-                else False
-            )
-            since, category, failures = failing.get(server.id) or (False, False, 0)
-            server.smtp_routing_failing_since = since
-            server.smtp_routing_failing_category = category
-            server.smtp_routing_failing_count = failures
-            if cooldown:
-                server.smtp_routing_health = "cooling"
-            elif since:
-                server.smtp_routing_health = "failing"
-            elif exhausted:
-                server.smtp_routing_health = "limited"
-            elif server.id not in delivered:
-                server.smtp_routing_health = "never"
-            else:
-                server.smtp_routing_health = "healthy"
-            server.smtp_routing_quota = "\n".join(
-                self.env._("%(limit)s: %(left)s left", limit=labels[name], left=max(value, 0))
-                + (self.env._(" (resets %(when)s)", when=format_datetime(self.env, resets)) if resets else "")
-                for name, (value, resets) in left.items()
-            ) or self.env._("No limit")
-            server.smtp_routing_next_slot = max([cooldown] if cooldown else exhausted or [False]) or False
-            count = queued.get(server, 0)
-            server.smtp_routing_queued_count = count
-            server.smtp_routing_queue_eta = limits_tool.eta(limits, state, max(now, cooldown or now), count) or False
+        self.env["smtp_routing.server.state"]._smtp_routing_queue_status(self)
 
     def _compute_smtp_routing_dns(self):
-        for server in self:
-            latest = {}
-            for check in server.smtp_routing_dns_check_ids.sorted(lambda c: (c.date, c.id), reverse=True):
-                latest.setdefault(check.domain, check)
-            checks = list(latest.values())
-            order = ["fail", "error", "warn", "ok"]
-            server.smtp_routing_dns_status = min((c.status for c in checks), key=order.index) if checks else False
-            server.smtp_routing_dns_report = (
-                "\n\n".join(
-                    f"{c.domain}:\n{c.report}" + (f"\n{self.env._('To publish:')}\n{c.fixes}" if c.fixes else "")
-                    for c in sorted(checks, key=lambda c: c.domain)
-                )
-                or False
-            )
-
-    def _smtp_routing_sender_domains(self):
-        """The domains this server sends for: its From filter, its From email, else the company's."""
-        self.ensure_one()
-        domains = []
-        for part in [p.strip() for p in (self.from_filter or "").split(",")] + [self.smtp_routing_from_email]:
-            if part:
-                domain = email_domain_extract(email_normalize(part) or "") or ("" if "@" in part else part.lower())
-                if domain and domain not in domains:
-                    domains.append(domain)
-        if not domains:
-            company_email = (self.company_id or self.env.company).email
-            domain = email_domain_extract(email_normalize(company_email or "") or "")
-            if domain:
-                domains.append(domain)
-        return domains
-
-    @api.model
-    def _smtp_routing_dns_lookup(self):
-        """DNS as receivers see it; ``smtp_routing.dns_nameserver`` (host[:port]) overrides the system's."""
-        import dns.resolver
-
-        setting = self.env["ir.config_parameter"].sudo().get_param(DNS_NAMESERVER)
-        resolver = dns.resolver.Resolver(configure=not setting)
-        if setting:
-            try:
-                host, port = hostport.parse_nameserver(setting)
-            except hostport.HostPortError as error:
-                raise UserError(
-                    self.env._(
-                        "The system parameter %(key)s must be an IP address with an optional port, not %(value)r.",
-                        key=DNS_NAMESERVER,
-                        value=setting,
-                    )
-                ) from error
-            resolver.nameservers = [host]
-            resolver.port = port
-        resolver.lifetime = 5.0
-        return dns_checks.resolver_lookup(resolver)
+        self.env["smtp_routing.dns.check"]._smtp_routing_dns_status(self)
 
     def action_smtp_routing_dkim_keys(self):
         """The DKIM keys, from the Deliverability tab (their menu is under Technical, in developer mode only)."""
@@ -901,36 +496,7 @@ class IrMailServer(models.Model):
     def action_smtp_routing_check_dns(self):
         """Check SPF, DKIM and DMARC of every domain the servers send for; keep a history row when it changes."""
         require_admin(self.env)
-        lookup = self._smtp_routing_dns_lookup()
-        Check = self.env["smtp_routing.dns.check"].sudo()
-        keys = self.env["smtp_routing.dkim.key"].sudo().search([("active", "=", True)])
-        for server in self:
-            try:
-                ips = (
-                    [server.smtp_host]
-                    if netpolicy.is_ip(server.smtp_host)
-                    else (lookup(server.smtp_host, "A") + lookup(server.smtp_host, "AAAA") if server.smtp_host else [])
-                )
-            except dns_checks.DnsTemporaryError:
-                ips = []
-            provider = server.smtp_routing_provider if server.smtp_routing_provider != "generic" else None
-            for domain in server._smtp_routing_sender_domains():
-                selectors = keys.filtered(lambda k, d=domain: k.domain == d).mapped("selector")
-                try:
-                    diagnosis = dns_checks.diagnose(domain, lookup, ips=ips, provider=provider, selectors=selectors)
-                    status = diagnosis.status
-                    report = "\n".join(
-                        f"[{f.status.upper()}] {_dns_line(f.check, f.summary)}" for f in diagnosis.findings
-                    )
-                    fixes = "\n".join(f.fix for f in diagnosis.findings if f.fix) or False
-                except Exception as error:  # noqa: BLE001 - a DNS failure is a result to show, not a crash
-                    status, report, fixes = "error", self.env._("DNS check failed: %(error)s", error=error), False
-                last = Check.search([("server_id", "=", server.id), ("domain", "=", domain)], limit=1)
-                if not last or (last.status, last.report, last.fixes or False) != (status, report, fixes):
-                    Check.create(
-                        {"server_id": server.id, "domain": domain, "status": status, "report": report, "fixes": fixes}
-                    )
-            server.sudo().smtp_routing_dns_checked_at = fields.Datetime.now()
+        self.env["smtp_routing.dns.check"].sudo()._smtp_routing_check_servers(self)
         return True
 
     @api.model
@@ -1153,26 +719,6 @@ class IrMailServer(models.Model):
             },
         }
 
-    def action_smtp_routing_switch_to_oauth(self):
-        """Microsoft 365 / Google with a password: drop it and sign in with OAuth (Odoo's consent flow next)."""
-        require_admin(self.env)
-        self.ensure_one()
-        method = PRESET_OAUTH.get(self.smtp_routing_provider)
-        if not method:
-            raise UserError(self.env._("Only Microsoft 365 and Google servers sign in with OAuth here."))
-        if method not in dict(self._fields["smtp_authentication"].selection):
-            module = self.env._("Microsoft Outlook") if method == "outlook" else self.env._("Gmail")
-            raise UserError(
-                self.env._(
-                    "Signing in with OAuth needs Odoo's %(module)s module: install it (Apps), then press Switch to "
-                    "OAuth again.",
-                    module=module,
-                )
-            )
-        self.action_smtp_routing_clear_password()
-        self.write({"smtp_authentication": method, "from_filter": self.smtp_user or self.from_filter})
-        return True
-
     def action_smtp_routing_test_email(self):
         require_admin(self.env)
         self.ensure_one()
@@ -1220,16 +766,11 @@ class IrMailServer(models.Model):
 
     @api.model
     def _smtp_routing_rotate_keys(self):
-        """Re-encrypt every stored password with the primary key (after adding a new key first)."""
-        keyring = _keyring()
-        servers = self.sudo().with_context(active_test=False).search([("smtp_routing_pass_encrypted", "!=", False)])
-        for server in servers:
-            try:
-                rotated = secrets.rotate(server.smtp_routing_pass_encrypted, keyring)
-            except secrets.SecretError as error:
-                raise UserError(self._smtp_routing_secret_message(error, server)) from error
-            server.write({"smtp_routing_pass_encrypted": rotated})
-        return len(servers)
+        """Re-encrypt every stored secret with the primary key (after adding a new key first): the servers'
+        passwords and OAuth tokens, and the DKIM keys, so that none is lost when the old key is dropped.
+        Returns how many records were re-encrypted."""
+        servers = self._smtp_routing_rotate_secrets(["smtp_routing_pass_encrypted", "smtp_routing_oauth_encrypted"])
+        return servers + self.env["smtp_routing.dkim.key"]._smtp_routing_rotate_secrets()
 
     def action_smtp_routing_rotate_keys(self):
         require_admin(self.env)
@@ -1240,7 +781,8 @@ class IrMailServer(models.Model):
             "params": {
                 "type": "success",
                 "message": self.env._(
-                    "%(count)s SMTP password(s) re-encrypted with the current key (%(fingerprint)s).",
+                    "%(count)s record(s) with stored secrets (SMTP passwords, OAuth tokens, DKIM keys) re-encrypted "
+                    "with the current key (%(fingerprint)s).",
                     count=count,
                     fingerprint=_keyring().fingerprint,
                 ),
@@ -1356,133 +898,6 @@ class IrMailServer(models.Model):
                 return super()._smtp_login(connection, smtp_user, smtp_password)
         return super()._smtp_login(connection, smtp_user, smtp_password)
 
-    # -- OAuth tokens (write-only, encrypted; see the bridge modules) -------------------------------------
-    def _smtp_routing_token_fields(self):
-        """Odoo's token fields that a bridge module made write-only on this model (installed modules only)."""
-        return [name for name, field in self._fields.items() if field.compute == TOKEN_COMPUTE]
-
-    def _smtp_routing_oauth_tokens(self, missing_ok=False):
-        """{token field: value} of this one server, decrypted (for signing in only)."""
-        self.ensure_one()
-        stored = self.sudo().smtp_routing_oauth_encrypted
-        if not stored:
-            return {}
-        try:
-            return json.loads(secrets.decrypt(stored, _keyring()))
-        except secrets.SecretError as error:
-            if missing_ok:
-                return {}
-            raise UserError(self._smtp_routing_secret_message(error, self)) from error
-
-    @contextlib.contextmanager
-    def _smtp_routing_tokens_revealed(self):
-        """Within this block (this thread, Python code only: no RPC reaches it), this server's tokens read."""
-        self.ensure_one()
-        names = self._smtp_routing_token_fields()
-        previous = getattr(_tokens_revealed, "ids", frozenset())
-        _tokens_revealed.ids = previous | {self.id}
-        self.invalidate_recordset(names)
-        try:
-            yield
-        finally:
-            _tokens_revealed.ids = previous
-            self.invalidate_recordset(names)
-
-    @api.depends("smtp_routing_oauth_encrypted")
-    def _compute_smtp_routing_oauth_token(self):
-        """Write-only: every token reads empty, except for the sign-in of that server (see _smtp_login)."""
-        names = self._smtp_routing_token_fields()
-        revealed = getattr(_tokens_revealed, "ids", frozenset())
-        for server in self:
-            values = server._smtp_routing_oauth_tokens() if server.id and server.id in revealed else {}
-            for name in names:
-                server[name] = values.get(name) or False
-
-    def _smtp_routing_store_token(self, name):
-        """Inverse of one token field: encrypt the new value with the others (empty removes it)."""
-        for server in self:
-            tokens = server._smtp_routing_oauth_tokens(missing_ok=True) if server.id else {}
-            value = server[name]
-            if value:
-                tokens[name] = value
-            else:
-                tokens.pop(name, None)
-            try:
-                encrypted = secrets.encrypt(json.dumps(tokens, sort_keys=True), _keyring()) if tokens else False
-            except secrets.SecretError as error:
-                raise UserError(self._smtp_routing_secret_message(error, server)) from error
-            server.sudo().write(
-                {
-                    "smtp_routing_oauth_encrypted": encrypted,
-                    "smtp_routing_oauth_connected": any(v for k, v in tokens.items() if k.endswith("refresh_token")),
-                }
-            )
-
-    def _smtp_routing_check_connected(self):
-        if not self.sudo().smtp_routing_oauth_connected:
-            raise UserError(
-                self.env._(
-                    "%(server)s signs in with %(provider)s but no account is connected yet: open the server and press "
-                    "Connect your account.",
-                    server=self.name,
-                    provider=PROVIDER_LABELS.get(self.smtp_authentication, self.smtp_authentication),
-                )
-            )
-
-    def _smtp_routing_token_call(self, call, *args, rewrite=None, **kwargs):
-        """Call Odoo's token request ``call``; its refusal becomes an oauth.TokenError with the provider's code."""
-        with oauth.watching(rewrite) as watched:
-            try:
-                return call(*args, **kwargs)
-            except UserError as error:
-                status, code, description = watched.json_error()
-                raise self._smtp_routing_token_error(status, code or "unknown", description or str(error)) from error
-            except oauth.requests.RequestException as error:
-                raise self._smtp_routing_token_error(None, "unreachable", str(error)) from error
-
-    def _smtp_routing_token_error(self, status, code, description):
-        from ..tools.smtp_errors import classify_token_error
-
-        category = classify_token_error(status, code, description).category
-        name = self.name if len(self) == 1 else ""
-        provider = PROVIDER_LABELS.get(self[:1].smtp_authentication, self.env._("the provider"))
-        detail = f"{code}: {description}" if description else code
-        if category == "oauth_revoked" and code == "invalid_client":
-            message = self.env._(
-                "%(provider)s refused the application's credentials for %(server)s (%(detail)s). The client secret "
-                "has probably expired: create a new one at %(provider)s, enter it in Settings (Outlook or Gmail "
-                "credentials), then reconnect the account.",
-                provider=provider,
-                server=name,
-                detail=detail,
-            )
-        elif category == "oauth_revoked":
-            message = self.env._(
-                "%(provider)s no longer accepts the sign-in of %(server)s (%(detail)s): the consent was revoked or "
-                "has expired. Reconnect the account (open the server and press Connect your account; for your own "
-                "server: Preferences, Connect my account).",
-                provider=provider,
-                server=name,
-                detail=detail,
-            )
-        elif category == "temporary":
-            message = self.env._(
-                "%(provider)s's sign-in service did not answer for %(server)s (%(detail)s); the mail waits and is "
-                "tried again.",
-                provider=provider,
-                server=name,
-                detail=detail,
-            )
-        else:
-            message = self.env._(
-                "%(provider)s refused the sign-in request of %(server)s (%(detail)s): check the client ID and secret "
-                "in Settings.",
-                provider=provider,
-                server=name,
-                detail=detail,
-            )
-        return oauth.TokenError(message, code, status, description)
-
     def connect(
         self,
         host=None,
@@ -1545,48 +960,6 @@ class IrMailServer(models.Model):
             if server:
                 server._smtp_routing_note_sign_in(None)
         return connection
-
-    def _smtp_routing_note_sign_in(self, error):
-        """Token health of an OAuth server: a refused renewal is noted and told (once) to whoever can reconnect
-        the account (the owner of a user's own server, else the administrators); a sign-in that works clears it."""
-        self.ensure_one()
-        server = self.sudo()
-        if server.smtp_authentication not in OAUTH_AUTHENTICATIONS:
-            return
-        if error is None:
-            if server.smtp_routing_oauth_problem:
-                server.write({"smtp_routing_oauth_problem": False, "smtp_routing_oauth_problem_date": False})
-            return
-        if classified(error).category != "oauth_revoked":
-            return
-        message = error.args[0] if isinstance(error, oauth.TokenError) and error.args else str(error)
-        first = not server.smtp_routing_oauth_problem
-        server.write(
-            {"smtp_routing_oauth_problem": message[:1000], "smtp_routing_oauth_problem_date": fields.Datetime.now()}
-        )
-        if first:
-            server._smtp_routing_notify_sign_in_problem(message)
-
-    def _smtp_routing_notify_sign_in_problem(self, message):
-        owner = self.smtp_routing_owner_id
-        users = owner or self.env.ref("base.group_system").users.filtered(lambda user: not user.share)
-        partners = users.partner_id.filtered("active")
-        if not partners:
-            return
-        hours = params.integer(self.env, "smtp_routing.max_retry_age_hours", 72)
-        body = Markup("<p>%s</p><p>%s</p>") % (
-            message,
-            self.env._(
-                "Meanwhile its mail goes through another server where one may send it; otherwise it waits, and fails "
-                "after %(hours)s hours if the account is not reconnected.",
-                hours=hours,
-            ),
-        )
-        self.env["mail.thread"].sudo().with_context(mail_notify_force_send=False).message_notify(
-            partner_ids=partners.ids,
-            subject=self.env._("Reconnect the account of %(server)s", server=self.name),
-            body=body,
-        )
 
     def _smtp_routing_identity_from(self, current_from):
         """The From to use for mail without an author-specific From, or None to keep it."""
@@ -1656,25 +1029,7 @@ class IrMailServer(models.Model):
 
     @api.model
     def _smtp_routing_dkim_sign(self, message):
-        """Sign with the DKIM key of the From domain, once the headers are final (after Odoo's rewrites)."""
-        keys = self.env["smtp_routing.dkim.key"]._smtp_routing_signing_keys()
-        if not keys:
-            return
-        domain = email_domain_extract(email_normalize(message["From"] or "") or "")
-        if domain not in keys:
-            return
-        selector, key_id = keys[domain]
-        pem = self.env["smtp_routing.dkim.key"].sudo().browse(key_id)._private_pem(raise_if_missing=False)
-        if not pem:
-            _logger.warning("smtp_routing: DKIM key %s for %s cannot be read; mail sent unsigned", selector, domain)
-            return
-        del message["DKIM-Signature"]
-        buffer = io.BytesIO()
-        # the same generator smtplib.send_message() uses, so the signed bytes are the sent bytes
-        email.generator.BytesGenerator(buffer).flatten(message, linesep="\r\n")
-        value = dkim_tool.sign(buffer.getvalue(), domain, selector, pem)
-        # written as is, folded only at its spaces: the email package would turn a long h= list into encoded words
-        message["DKIM-Signature"] = RawHeader("DKIM-Signature", dkim_tool.foldable(value), max_line=78)
+        self.env["smtp_routing.dkim.key"]._smtp_routing_sign(message)
 
     @api.model
     def send_email(

@@ -6,11 +6,13 @@ on an error, raise a ``UserError`` that drops what the provider said (Google's
 text is a fixed sentence; Microsoft's keeps only the description). The token
 health of a server needs the provider's own error code (``invalid_grant``:
 the user must sign in again), so the bridges put :class:`RequestsProxy` in
-place of ``requests`` inside those modules, as ``ir_mail_server`` does for
-``smtplib``: it is the real ``requests`` except while :func:`watching` is active
+place of ``requests`` inside those modules, as ``sending.transport`` does for
+``smtplib`` in Odoo's ``ir_mail_server``: it is the real ``requests`` except while :func:`watching` is active
 in the calling thread, where it records the response and may send the request
 to another endpoint (Google's URLs are constants in Odoo's code; Microsoft's
 come from the ``microsoft_outlook.endpoint`` parameter already).
+
+Not a model: helpers for ``smtp_routing.oauth.mixin`` and the bridge modules.
 """
 
 import contextlib

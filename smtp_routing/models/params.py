@@ -1,5 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-"""Reading smtp_routing's system parameters (ir.config_parameter) the same way everywhere."""
+"""Reading smtp_routing's system parameters (ir.config_parameter) the same way everywhere.
+
+Not a model: a helper the models, wizards and the sending engine share.
+"""
 
 ON = ("1", "True", "true")
 OFF = ("0", "False", "false")

@@ -4,9 +4,9 @@ from odoo.exceptions import ValidationError
 
 from ..tools import hostport
 from . import params
-from .ir_mail_server import DNS_NAMESERVER
 from .res_users import PERSONAL_SERVERS
 from .smtp_routing_delivery_log import DEFAULT_RETENTION_DAYS, RETENTION_PARAM
+from .smtp_routing_dns_check import DNS_NAMESERVER
 from .smtp_routing_send_as import ENFORCE_SEND_AS, SEND_AS_COMPANY_EMAIL, SEND_AS_STRICT
 
 

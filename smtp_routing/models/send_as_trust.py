@@ -13,6 +13,9 @@ everyday "From: the responsible user" templates keep working when a colleague se
 Nothing a caller sends can add to it: it lives in server memory, keyed by the cursor and
 dropped when the transaction commits or rolls back, never in the context, the values or
 the database.
+
+Not a model: per-transaction memory that the models (mail.message, mail.mail, mail.template) and the
+composer share.
 """
 
 import threading

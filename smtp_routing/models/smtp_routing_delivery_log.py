@@ -1,9 +1,12 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+import pytz
 
 from odoo import api, fields, models
 from odoo.tools import email_normalize
 
+from ..tools import readiness
 from ..tools.bounces import CLASSES as BOUNCE_CLASSES
 from ..tools.smtp_errors import CATEGORIES, Outcome, classified, describe
 from . import params
@@ -46,6 +49,8 @@ RETENTION_PARAM = "smtp_routing.log_retention_days"
 DEFAULT_RETENTION_DAYS = 90
 BUFFER_KEY = "smtp_routing.delivery.log"
 MAX_RECIPIENTS_TEXT = 500
+# Failures that say something about one mail (its recipients, size, sender), not about the server.
+MAIL_LEVEL_CATEGORIES = ("recipient_rejected", "too_large", "invalid_message", "send_as_denied", "sender_rejected")
 
 
 class SmtpRoutingDeliveryLog(models.Model):
@@ -366,6 +371,117 @@ class SmtpRoutingDeliveryLog(models.Model):
         return self.sudo().create(values) if values else self.browse()
 
     # -- housekeeping ---------------------------------------------------------------------
+    # -- counters and health of servers (ir.mail_server's computed fields) -------------------
+    @api.model
+    def _smtp_routing_outcome_counts(self, servers, since):
+        """{(server id, outcome): attempts since ``since``} for ``servers``, from the delivery history."""
+        return {
+            (server.id, outcome): count
+            for server, outcome, count in self.sudo()._read_group(
+                [("server_id", "in", servers.ids), ("date", ">=", since)], ["server_id", "outcome"], ["__count"]
+            )
+        }
+
+    @api.model
+    def _smtp_routing_history(self, servers):
+        """Compute ``servers``' last-24-hours counters and last error (ir.mail_server's fields)."""
+        counts = self._smtp_routing_outcome_counts(servers, fields.Datetime.now() - timedelta(hours=24))
+        Log = self.sudo()
+        for server in servers:
+            server.smtp_routing_sent_24h = counts.get((server.id, "sent"), 0)
+            server.smtp_routing_failed_24h = counts.get((server.id, "failed"), 0)
+            server.smtp_routing_bounced_24h = counts.get((server.id, "bounced"), 0)
+            last = Log
+            if server.id:
+                last = Log.search([("server_id", "=", server.id), ("outcome", "=", "failed")], limit=1)
+            server.smtp_routing_last_error = last.summary if last else False
+            server.smtp_routing_last_error_date = last.date if last else False
+
+    @api.model
+    def _smtp_routing_today_start(self):
+        """Midnight in the user's time zone, as a naive UTC datetime (what "today" means to the reader)."""
+        try:
+            tz = pytz.timezone(self.env.context.get("tz") or self.env.user.tz or "UTC")
+        except pytz.UnknownTimeZoneError:
+            tz = pytz.utc
+        today = datetime.now(pytz.utc).astimezone(tz).date()
+        midnight = tz.localize(datetime.combine(today, datetime.min.time()))
+        return midnight.astimezone(pytz.utc).replace(tzinfo=None)
+
+    @api.model
+    def _smtp_routing_today(self, servers):
+        """Compute ``servers``' counters for today, in the reader's time zone (ir.mail_server's fields)."""
+        counts = self._smtp_routing_outcome_counts(servers, self._smtp_routing_today_start())
+        for server in servers:
+            server.smtp_routing_sent_today = counts.get((server.id, "sent"), 0)
+            server.smtp_routing_failed_today = counts.get((server.id, "failed"), 0)
+
+    @api.model
+    def _smtp_routing_recent_failures(self, servers):
+        """{server id: (failing since, latest category, failed attempts in a row)} for the ``servers`` whose latest
+        server-level attempt failed, and the set of servers with a successful delivery on record.
+
+        From the delivery history (test emails included); refusals by a rule and failures that concern one
+        mail only (a refused recipient, a message too large) say nothing about the server and are left out.
+        """
+        if not servers.ids:
+            return {}, set()
+        Log = self.sudo()
+        Log.flush_model()
+        self.env.cr.execute(
+            """SELECT server_id,
+                      MAX(date) FILTER (WHERE outcome = 'sent'),
+                      MAX(date) FILTER (WHERE outcome = 'failed')
+                 FROM smtp_routing_delivery_log
+                WHERE server_id IN %s AND stage != 'policy' AND outcome IN ('sent', 'failed')
+                  AND (outcome = 'sent' OR category IS NULL OR category NOT IN %s)
+             GROUP BY server_id""",
+            [tuple(servers.ids), MAIL_LEVEL_CATEGORIES],
+        )
+        failing, delivered = {}, set()
+        for server_id, last_sent, last_failed in self.env.cr.fetchall():
+            if last_sent:
+                delivered.add(server_id)
+            if not last_failed or (last_sent and last_sent >= last_failed):
+                continue
+            streak = Log.search(
+                [
+                    ("server_id", "=", server_id),
+                    ("stage", "!=", "policy"),
+                    ("outcome", "=", "failed"),
+                    ("category", "not in", MAIL_LEVEL_CATEGORIES),
+                ]
+                + ([("date", ">", last_sent)] if last_sent else []),
+                order="date desc, id desc",
+            )
+            failing[server_id] = (streak[-1].date, streak[0].category or "other", len(streak))
+        return failing, delivered
+
+    @api.model
+    def _smtp_routing_bulk_volumes(self, server_ids):
+        """{receiver: mails sent in the last 24 hours} through these servers (Gmail, Yahoo, Outlook.com)."""
+        if not server_ids:
+            return dict.fromkeys(readiness.RECEIVERS, 0)
+        self.flush_model(["server_id", "outcome", "date", "recipients"])
+        self.env.cr.execute(
+            "SELECT recipients FROM smtp_routing_delivery_log WHERE server_id = ANY(%s) AND outcome = 'sent' "
+            "AND date >= %s AND recipients IS NOT NULL",
+            [list(server_ids), fields.Datetime.now() - timedelta(hours=24)],
+        )
+        return readiness.daily_volume(row[0] for row in self.env.cr.fetchall())
+
+    @api.model
+    def _smtp_routing_bulk_volume_text(self, counts):
+        """The volumes against the bulk threshold, as the server form shows them."""
+        threshold = f"{readiness.BULK_THRESHOLD:,}"
+        parts = []
+        for name, label in readiness.RECEIVERS.items():
+            count = f"{counts[name]:,}"
+            parts.append(
+                self.env._("%(receiver)s %(count)s / %(threshold)s", receiver=label, count=count, threshold=threshold)
+            )
+        return " · ".join(parts)
+
     @api.autovacuum
     def _gc_delivery_log(self):
         """Remove attempts older than ``smtp_routing.log_retention_days`` (90; 0 or less keeps all)."""

@@ -1,13 +1,19 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import email.generator
+import io
+import logging
 import re
 
 from odoo import api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import email_domain_extract, email_normalize
 
-from ..tools import dkim, secrets
+from ..tools import dkim
+from ..tools.headers import RawHeader
 from .access import require_admin
-from .ir_mail_server import _keyring
+from .smtp_routing_secret_mixin import ADMINS, secret_field
 
+_logger = logging.getLogger(__name__)
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _SELECTOR = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -16,9 +22,11 @@ class SmtpRoutingDkimKey(models.Model):
     """A DKIM key for one sender domain: outgoing mail From that domain is signed with it."""
 
     _name = "smtp_routing.dkim.key"
+    _inherit = "smtp_routing.secret.mixin"
     _description = "DKIM Key"
     _order = "domain, selector"
     _rec_name = "domain"
+    _smtp_routing_secret_fields = {"private_key": "private_key_encrypted"}
 
     domain = fields.Char(required=True, help="The From domain to sign for, e.g. practice.example.")
     selector = fields.Char(required=True, default=lambda self: f"odoo{fields.Date.today().year}")
@@ -29,7 +37,13 @@ class SmtpRoutingDkimKey(models.Model):
         help="RSA is understood by every receiver; Ed25519 keys are short but newer.",
     )
     active = fields.Boolean(default=True, help="Only active keys sign mail.")
-    private_key_encrypted = fields.Char(groups="base.group_system", copy=False, readonly=True, exportable=False)
+    private_key = secret_field(
+        string="Private Key",
+        groups=ADMINS,
+        help="Write-only: paste an existing private key (PEM, RSA or Ed25519) to sign with it instead of a "
+        "generated one. It is encrypted at once and never shown again.",
+    )
+    private_key_encrypted = fields.Char(groups=ADMINS, copy=False, readonly=True, exportable=False)
     dns_name = fields.Char(string="Publish At", compute="_compute_dns_name")
     # Stored: the private key is decrypted when it is generated and when mail is signed, not to show a form.
     dns_record = fields.Char(string="TXT Record", compute="_compute_dns_record", store=True)
@@ -61,6 +75,22 @@ class SmtpRoutingDkimKey(models.Model):
                     )
                 )
 
+    def _smtp_routing_secret_accepted(self, name, value):
+        """A pasted key must be a private key of the chosen kind (its TXT record is derived from it)."""
+        try:
+            record = dkim.public_record(value)
+        except (ValueError, TypeError) as error:
+            raise ValidationError(
+                self.env._(
+                    "The private key for %(domain)s is not an RSA or Ed25519 key in PEM form.", domain=self.domain
+                )
+            ) from error
+        if ("k=ed25519" in record) != (self.algorithm == "ed25519"):
+            raise ValidationError(
+                self.env._("The private key for %(domain)s does not match the chosen algorithm.", domain=self.domain)
+            )
+        return True
+
     @api.model_create_multi
     def create(self, vals_list):
         for vals in vals_list:
@@ -68,12 +98,15 @@ class SmtpRoutingDkimKey(models.Model):
                 if vals.get(name):
                     vals[name] = vals[name].strip().lower()
         keys = super().create(vals_list)
+        keys.invalidate_recordset(["private_key"])  # what was pasted is not kept, not even in the cache
         keys.filtered(lambda k: not k.sudo().private_key_encrypted).action_generate_key()
         self.env.registry.clear_cache()
         return keys
 
     def write(self, vals):
         result = super().write(vals)
+        if "private_key" in vals:
+            self.invalidate_recordset(["private_key"])
         self.env.registry.clear_cache()
         return result
 
@@ -87,7 +120,7 @@ class SmtpRoutingDkimKey(models.Model):
         require_admin(self.env)
         for key in self:
             pem, _record = dkim.generate_key(key.algorithm)
-            key.sudo().private_key_encrypted = secrets.encrypt(pem, _keyring())
+            key.sudo().private_key_encrypted = key._smtp_routing_encrypt(pem)
         self.env.registry.clear_cache()
         return True
 
@@ -100,12 +133,7 @@ class SmtpRoutingDkimKey(models.Model):
                     self.env._("The DKIM key for %(domain)s has no private key: generate one.", domain=self.domain)
                 )
             return None
-        try:
-            return secrets.decrypt(stored, _keyring())
-        except secrets.SecretError:
-            if raise_if_missing:
-                raise
-            return None
+        return self._smtp_routing_reveal("private_key", missing_ok=not raise_if_missing)
 
     @api.model
     @tools.ormcache()
@@ -116,3 +144,26 @@ class SmtpRoutingDkimKey(models.Model):
         for key in keys:
             result.setdefault(key.domain, (key.selector, key.id))
         return result
+
+    @api.model
+    def _smtp_routing_sign(self, message):
+        """Sign ``message`` with the DKIM key of its From domain, once the headers are final (after Odoo's
+        rewrites: ir.mail_server._prepare_email_message calls this last)."""
+        keys = self._smtp_routing_signing_keys()
+        if not keys:
+            return
+        domain = email_domain_extract(email_normalize(message["From"] or "") or "")
+        if domain not in keys:
+            return
+        selector, key_id = keys[domain]
+        pem = self.sudo().browse(key_id)._private_pem(raise_if_missing=False)
+        if not pem:
+            _logger.warning("smtp_routing: DKIM key %s for %s cannot be read; mail sent unsigned", selector, domain)
+            return
+        del message["DKIM-Signature"]
+        buffer = io.BytesIO()
+        # the same generator smtplib.send_message() uses, so the signed bytes are the sent bytes
+        email.generator.BytesGenerator(buffer).flatten(message, linesep="\r\n")
+        value = dkim.sign(buffer.getvalue(), domain, selector, pem)
+        # written as is, folded only at its spaces: the email package would turn a long h= list into encoded words
+        message["DKIM-Signature"] = RawHeader("DKIM-Signature", dkim.foldable(value), max_line=78)

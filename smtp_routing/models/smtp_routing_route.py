@@ -1,14 +1,23 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
+from odoo.tools import email_domain_extract
 
-from ..tools import routing
+from ..tools import dns_checks, netpolicy, readiness, routing
 
 PURPOSE_SELECTION = [
     ("transactional", "Transactional / system notification"),
     ("personal", "Personal (a user writing to a client)"),
     ("bulk", "Bulk mailshot"),
 ]
+READINESS_SELECTION = [("ok", "Ready"), ("warn", "Could be better"), ("fail", "Not ready")]
+CHECK_LABELS = {
+    "spf": "SPF aligned",
+    "dkim": "DKIM aligned",
+    "dmarc": "DMARC",
+    "one_click": "One-click unsubscribe",
+    "tls": "TLS",
+}
 
 
 class SmtpRoutingRoute(models.Model):
@@ -71,26 +80,76 @@ class SmtpRoutingRoute(models.Model):
             models=frozenset(self.model_ids.mapped("model")),
         )
 
+    # -- bulk routes: readiness for the big receivers' bulk-sender rules, volume per receiver ----------
 
-class SmtpRoutingRouteLine(models.Model):
-    _name = "smtp_routing.route.line"
-    _description = "Outgoing Mail Route Server"
-    _order = "sequence, id"
+    carries_bulk = fields.Boolean(
+        compute="_compute_carries_bulk", help="The route takes bulk mail (its purposes include it, or are empty)."
+    )
+    readiness_status = fields.Selection(READINESS_SELECTION, string="Bulk Readiness", readonly=True, copy=False)
+    readiness_report = fields.Text(string="Readiness Report", readonly=True, copy=False)
+    readiness_checked_at = fields.Datetime(string="Readiness Checked On", readonly=True, copy=False)
+    bulk_threshold = fields.Integer(compute="_compute_bulk_volume", string="Bulk Threshold")
+    volume_gmail = fields.Integer(string="Gmail (24h)", compute="_compute_bulk_volume")
+    volume_yahoo = fields.Integer(string="Yahoo (24h)", compute="_compute_bulk_volume")
+    volume_microsoft = fields.Integer(string="Outlook.com (24h)", compute="_compute_bulk_volume")
 
-    route_id = fields.Many2one("smtp_routing.route", required=True, ondelete="cascade", index=True)
-    sequence = fields.Integer(default=10)
-    server_id = fields.Many2one("ir.mail_server", string="Server", required=True, ondelete="cascade")
+    @api.depends("purpose_ids")
+    def _compute_carries_bulk(self):
+        for route in self:
+            route.carries_bulk = not route.purpose_ids or "bulk" in route.purpose_ids.mapped("code")
 
+    def _compute_bulk_volume(self):
+        for route in self:
+            counts = self.env["smtp_routing.delivery.log"]._smtp_routing_bulk_volumes(route.line_ids.server_id.ids)
+            route.bulk_threshold = readiness.BULK_THRESHOLD
+            route.volume_gmail = counts["gmail"]
+            route.volume_yahoo = counts["yahoo"]
+            route.volume_microsoft = counts["microsoft"]
 
-class SmtpRoutingPurpose(models.Model):
-    """The three purposes as records, so routes can take several in a many2many."""
+    def _smtp_routing_envelope_domain(self, server):
+        """The domain of the envelope sender: Odoo's bounce address, when the server's From filter lets it through."""
+        alias_domain = (self.company_id or server.company_id or self.env.company).alias_domain_id
+        bounce = alias_domain.bounce_email if alias_domain else False
+        if bounce and self.env["ir.mail_server"]._match_from_filter(bounce, server.from_filter):
+            return email_domain_extract(bounce)
+        return None
 
-    _name = "smtp_routing.purpose"
-    _description = "Mail Purpose"
-    _order = "sequence"
-
-    name = fields.Char(required=True, translate=True)
-    code = fields.Selection(PURPOSE_SELECTION, required=True)
-    sequence = fields.Integer()
-
-    _sql_constraints = [("code_unique", "UNIQUE(code)", "One record per purpose.")]
+    def action_smtp_routing_check_readiness(self):
+        """Check every bulk route's servers and From domains against the bulk-sender rules; keep the report."""
+        Check = self.env["smtp_routing.dns.check"].sudo()
+        lookup = Check._smtp_routing_dns_lookup()
+        keys = self.env["smtp_routing.dkim.key"].sudo().search([("active", "=", True)])
+        for route in self.filtered("carries_bulk"):
+            report, statuses = [], []
+            for server in route.sudo().line_ids.server_id:
+                try:
+                    host = server.smtp_host
+                    ips = (
+                        [host] if netpolicy.is_ip(host) else (lookup(host, "A") + lookup(host, "AAAA") if host else [])
+                    )
+                except dns_checks.DnsTemporaryError:
+                    ips = []
+                provider = server.smtp_routing_provider if server.smtp_routing_provider != "generic" else None
+                for domain in Check._smtp_routing_sender_domains(server):
+                    findings = readiness.check(
+                        domain,
+                        lookup,
+                        ips=ips,
+                        provider=provider,
+                        envelope_domain=route._smtp_routing_envelope_domain(server),
+                        dkim_selectors=keys.filtered(lambda k, d=domain: k.domain == d).mapped("selector"),
+                        unsubscribe_base_url=server.get_base_url(),
+                        encryption=server.smtp_encryption,
+                        verify_certificate=server.smtp_routing_tls_verify,
+                    )
+                    statuses.append(readiness.status(findings))
+                    report.append(f"{server.name} - {domain}:")
+                    report += [f"[{f.status.upper()}] {CHECK_LABELS[f.check]}: {f.detail}" for f in findings]
+            route.write(
+                {
+                    "readiness_status": readiness.worst(statuses) if statuses else "fail",
+                    "readiness_report": "\n".join(report) or self.env._("The route has no server."),
+                    "readiness_checked_at": fields.Datetime.now(),
+                }
+            )
+        return True

@@ -148,7 +148,7 @@ class TestAdminScreens(LiveSmtpCase):
         cooldown = self.env["ir.mail_server"]._fields["smtp_routing_cooldown_seconds"]
         self.assertEqual(cooldown.string, "Skip After a Failure (s)")
         # the DNS report names each check once
-        from ..models.ir_mail_server import _dns_line
+        from ..models.smtp_routing_dns_check import _dns_line
 
         self.assertEqual(_dns_line("mx", "MX: mx.example; all offer STARTTLS"), "MX: mx.example; all offer STARTTLS")
         self.assertEqual(_dns_line("dmarc", "no DMARC record"), "DMARC: no DMARC record")

@@ -14,7 +14,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, HttpCase, new_test_user, tagged
 from odoo.tests.common import TransactionCase
 
-from ..models import ir_mail_server as server_module
+from ..models.smtp_routing_secret_mixin import _keyring
 from ..tools import secrets
 from .common import LiveSmtpCase, database_occurrences
 
@@ -25,7 +25,7 @@ TEMPLATE_BODY = '<p>pw: <t t-out="object.user_ids.smtp_routing_server_id.smtp_pa
 
 
 def _decrypt(server):
-    return secrets.decrypt(server.sudo().smtp_routing_pass_encrypted, server_module._keyring())
+    return secrets.decrypt(server.sudo().smtp_routing_pass_encrypted, _keyring())
 
 
 class _CredentialsSetup:

@@ -120,3 +120,22 @@ class TestDeliverability(LiveSmtpCase):
             self.env["smtp_routing.dkim.key"].create({"domain": "not a domain", "selector": "s1"})
         with self.assertRaisesRegex(ValidationError, "letters, digits and dashes"):
             self.env["smtp_routing.dkim.key"].create({"domain": "practice.example", "selector": "bad_selector!"})
+
+    def test_an_existing_private_key_can_be_pasted_and_is_write_only(self):
+        from ..tools import dkim as dkim_tool
+
+        pem, record = dkim_tool.generate_key("ed25519")
+        key = self.env["smtp_routing.dkim.key"].create(
+            {"domain": "practice.example", "selector": "s1", "algorithm": "ed25519", "private_key": pem}
+        )
+        self.assertEqual(key.dns_record, record, "the pasted key signs, not a generated one")
+        self.assertFalse(key.private_key, "never read back")
+        self.assertNotIn("PRIVATE KEY", key.sudo().private_key_encrypted)
+        self.dns.add("s1._domainkey.practice.example", "TXT", key.dns_record)
+        self.assertTrue(self._verify(self._send_and_receive(), key))
+        key.write({"private_key": False})
+        self.assertEqual(key.dns_record, record, "an empty field keeps the key")
+        with self.assertRaisesRegex(ValidationError, "does not match the chosen algorithm"):
+            key.write({"private_key": dkim_tool.generate_key("rsa")[0]})
+        with self.assertRaisesRegex(ValidationError, "not an RSA or Ed25519 key"):
+            key.write({"private_key": "not a key"})

@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """SMTP passwords are encrypted at rest; the key never lives in the database."""
 
+import json
 import os
 import smtplib
 from unittest.mock import patch
@@ -10,8 +11,8 @@ from odoo.tests import new_test_user, tagged
 from odoo.tests.common import TransactionCase
 
 from .. import hooks
-from ..models import ir_mail_server as server_module
-from ..tools import secrets
+from ..models.smtp_routing_secret_mixin import _keyring
+from ..tools import dkim, secrets
 from .common import LiveSmtpCase, database_occurrences
 
 PLAINTEXT = "Pl41n-T3xt-Needle-7f3a"
@@ -56,7 +57,7 @@ class TestPasswordEncryption(TransactionCase):
         self.assertEqual(server._smtp_routing_password(), "")
 
     def test_key_is_not_in_the_database(self):
-        key = server_module._keyring().keys[0].decode()
+        key = _keyring().keys[0].decode()
         self.assertEqual(self._database_occurrences(key), [])
 
     def test_install_and_uninstall_round_trip(self):
@@ -97,13 +98,32 @@ class TestPasswordEncryption(TransactionCase):
 
     def test_key_rotation(self):
         server = self._server()
-        old_key = server_module._keyring().keys[0].decode()
+        old_key = _keyring().keys[0].decode()
         new_key = secrets.generate_key()
         with patch.dict(os.environ, {secrets.ENV_VAR: f"{new_key},{old_key}"}):
             self.assertGreaterEqual(self.env["ir.mail_server"]._smtp_routing_rotate_keys(), 1)
         with patch.dict(os.environ, {secrets.ENV_VAR: new_key}):
             server.invalidate_recordset()
             self.assertEqual(server._smtp_routing_password(), PLAINTEXT)
+
+    def test_key_rotation_keeps_oauth_tokens_and_dkim_keys(self):
+        """Rotating, then dropping the old key, loses nothing: OAuth tokens and DKIM keys are re-encrypted too."""
+        server = self._server()
+        tokens = {"microsoft_outlook_refresh_token": "refresh-needle"}
+        server.sudo().smtp_routing_oauth_encrypted = server._smtp_routing_encrypt(json.dumps(tokens))
+        key = self.env["smtp_routing.dkim.key"].create({"domain": "rotation.example", "selector": "s1"})
+        record = key.dns_record
+        old_key = _keyring().keys[0].decode()
+        new_key = secrets.generate_key()
+        with patch.dict(os.environ, {secrets.ENV_VAR: f"{new_key},{old_key}"}):
+            self.env["ir.mail_server"].action_smtp_routing_rotate_keys()
+        with patch.dict(os.environ, {secrets.ENV_VAR: new_key}):
+            self.env.invalidate_all()
+            self.assertEqual(server._smtp_routing_password(), PLAINTEXT)
+            self.assertEqual(server._smtp_routing_oauth_tokens(), tokens)
+            pem = key._private_pem(raise_if_missing=False)
+            self.assertTrue(pem, "the DKIM key opens with the new key alone")
+            self.assertEqual(dkim.public_record(pem), record)
 
     def test_internal_user_cannot_read_passwords(self):
         server = self._server()

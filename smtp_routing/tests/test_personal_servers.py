@@ -14,7 +14,7 @@ from odoo.tests.common import TransactionCase
 from odoo.tools import sql
 
 from .. import hooks
-from ..models import ir_mail_server as server_module
+from ..models.smtp_routing_secret_mixin import _keyring
 from ..tools import secrets
 from .common import LiveSmtpCase, database_occurrences
 
@@ -22,7 +22,7 @@ NEEDLE = "Personal-Needle-3e8a-Never-Stored"
 
 
 def _decrypt(server):
-    return secrets.decrypt(server.sudo().smtp_routing_pass_encrypted, server_module._keyring())
+    return secrets.decrypt(server.sudo().smtp_routing_pass_encrypted, _keyring())
 
 
 @tagged("post_install", "-at_install", "smtp_routing", "smtp_live")

@@ -4,9 +4,9 @@ from odoo.exceptions import UserError
 from odoo.tools import SQL, sql
 
 from ..models import params
-from ..models.ir_mail_server import PERSONAL_ALLOW_PRIVATE, _keyring
+from ..models.ir_mail_server import PERSONAL_ALLOW_PRIVATE
 from ..models.res_users import PERSONAL_SERVERS
-from ..tools import secrets
+from ..models.smtp_routing_secret_mixin import secret_field
 
 
 class SmtpRoutingPersonalServer(models.TransientModel):
@@ -21,7 +21,9 @@ class SmtpRoutingPersonalServer(models.TransientModel):
     """
 
     _name = "smtp_routing.personal.server"
+    _inherit = "smtp_routing.secret.mixin"
     _description = "My Own Outgoing Server"
+    _smtp_routing_secret_fields = {"smtp_pass": "smtp_pass_encrypted"}
 
     smtp_host = fields.Char(string="Server", required=True, help="e.g. smtp.office365.com or [mail.example.com]:465")
     smtp_port = fields.Integer(string="Port", default=587, required=True)
@@ -29,9 +31,7 @@ class SmtpRoutingPersonalServer(models.TransientModel):
         [("none", "None"), ("starttls", "STARTTLS"), ("ssl", "SSL/TLS")], default="starttls", required=True
     )
     smtp_user = fields.Char(string="Login", default=lambda self: self.env.user.email)
-    smtp_pass = fields.Char(
-        string="Password", compute="_compute_smtp_pass", inverse="_inverse_smtp_pass", readonly=False, store=False
-    )
+    smtp_pass = secret_field(string="Password")
     smtp_pass_encrypted = fields.Char(string="Encrypted Password", groups="base.group_system", readonly=True)
     password_stored = fields.Boolean(
         string="Password Stored", readonly=True, help="Your server already has a password: an empty field keeps it."
@@ -46,16 +46,6 @@ class SmtpRoutingPersonalServer(models.TransientModel):
         """Earlier versions kept the typed password in clear in this (transient) table: drop that column."""
         if sql.column_exists(self.env.cr, self._table, "smtp_pass"):
             self.env.cr.execute(SQL("ALTER TABLE %s DROP COLUMN smtp_pass", SQL.identifier(self._table)))
-
-    def _compute_smtp_pass(self):
-        self.smtp_pass = False
-
-    def _inverse_smtp_pass(self):
-        for wizard in self.filtered("smtp_pass"):
-            try:
-                wizard.sudo().smtp_pass_encrypted = secrets.encrypt(wizard.smtp_pass, _keyring())
-            except secrets.SecretError as error:
-                raise UserError(self.env["ir.mail_server"]._smtp_routing_secret_message(error)) from error
 
     @api.model
     def default_get(self, fields_list):

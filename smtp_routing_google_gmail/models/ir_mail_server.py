@@ -15,7 +15,7 @@ from odoo import models
 
 from odoo.addons.google_gmail.models import google_gmail_mixin
 from odoo.addons.smtp_routing.models import oauth
-from odoo.addons.smtp_routing.models.ir_mail_server import token_field
+from odoo.addons.smtp_routing.models.smtp_routing_oauth_mixin import token_field
 
 oauth.install(google_gmail_mixin)
 

@@ -16,7 +16,7 @@ from odoo import api, fields, models
 
 from odoo.addons.microsoft_outlook.models import microsoft_outlook_mixin
 from odoo.addons.smtp_routing.models import oauth
-from odoo.addons.smtp_routing.models.ir_mail_server import token_field
+from odoo.addons.smtp_routing.models.smtp_routing_oauth_mixin import token_field
 
 oauth.install(microsoft_outlook_mixin)
 
