@@ -47,9 +47,9 @@ class SmtpRoutingRoute(models.Model):
         compute="_compute_carries_bulk", help="The route takes bulk mail (its purposes include it, or are empty)."
     )
     readiness_status = fields.Selection(READINESS_SELECTION, string="Bulk Readiness", readonly=True, copy=False)
-    readiness_report = fields.Text(string="Readiness Report", readonly=True, copy=False)
+    readiness_report = fields.Text(readonly=True, copy=False)
     readiness_checked_at = fields.Datetime(string="Readiness Checked On", readonly=True, copy=False)
-    bulk_threshold = fields.Integer(compute="_compute_bulk_volume", string="Bulk Threshold")
+    bulk_threshold = fields.Integer(compute="_compute_bulk_volume")
     volume_gmail = fields.Integer(string="Gmail (24h)", compute="_compute_bulk_volume")
     volume_yahoo = fields.Integer(string="Yahoo (24h)", compute="_compute_bulk_volume")
     volume_microsoft = fields.Integer(string="Outlook.com (24h)", compute="_compute_bulk_volume")
@@ -116,7 +116,9 @@ class SmtpRoutingRoute(models.Model):
         return True
 
 
-class IrMailServer(models.Model):
+class IrMailServer(models.Model):  # pylint: disable=consider-merging-classes-inherited
+    # Kept beside the bulk routes it serves: the bulk-volume counters belong to this feature, not to the server
+    # form's own file (one file per feature; the model's own fields live in ir_mail_server.py).
     _inherit = "ir.mail_server"
 
     smtp_routing_bulk_volume = fields.Char(

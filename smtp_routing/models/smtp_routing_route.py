@@ -24,7 +24,7 @@ class SmtpRoutingRoute(models.Model):
     lang_ids = fields.Many2many(
         "res.lang", string="Recipient Languages", help="Empty: any language.", context={"active_test": False}
     )
-    company_id = fields.Many2one("res.company", string="Company", help="Empty: every company.")
+    company_id = fields.Many2one("res.company", help="Empty: every company.")
     model_ids = fields.Many2many(
         "ir.model", string="Source Documents", help="Empty: mail about any kind of document.", ondelete="cascade"
     )
@@ -79,7 +79,7 @@ class SmtpRoutingRouteLine(models.Model):
 
     route_id = fields.Many2one("smtp_routing.route", required=True, ondelete="cascade", index=True)
     sequence = fields.Integer(default=10)
-    server_id = fields.Many2one("ir.mail_server", string="Server", required=True, ondelete="cascade")
+    server_id = fields.Many2one("ir.mail_server", required=True, ondelete="cascade")
 
 
 class SmtpRoutingPurpose(models.Model):

@@ -33,9 +33,7 @@ class SmtpRoutingPersonalServer(models.TransientModel):
         string="Password", compute="_compute_smtp_pass", inverse="_inverse_smtp_pass", readonly=False, store=False
     )
     smtp_pass_encrypted = fields.Char(string="Encrypted Password", groups="base.group_system", readonly=True)
-    password_stored = fields.Boolean(
-        string="Password Stored", readonly=True, help="Your server already has a password: an empty field keeps it."
-    )
+    password_stored = fields.Boolean(readonly=True, help="Your server already has a password: an empty field keeps it.")
 
     def _auto_init(self):
         result = super()._auto_init()
