@@ -116,10 +116,10 @@ class SmtpRoutingRoute(models.Model):
         return True
 
 
-class IrMailServer(models.Model):  # pylint: disable=consider-merging-classes-inherited
+class IrMailServer(models.Model):
     # Kept beside the bulk routes it serves: the bulk-volume counters belong to this feature, not to the server
     # form's own file (one file per feature; the model's own fields live in ir_mail_server.py).
-    _inherit = "ir.mail_server"
+    _inherit = "ir.mail_server"  # pylint: disable=consider-merging-classes-inherited
 
     smtp_routing_bulk_volume = fields.Char(
         string="Bulk Volume (24h)",
