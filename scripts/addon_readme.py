@@ -6,9 +6,15 @@ CONTRIBUTORS) and generates the addon's README from them with oca-gen-addon-read
 this repository, in Markdown and with the standard library only: the title and summary come from the
 manifest, then one section per fragment that exists, in OCA's order. The repository's own README.md stays the
 entry point; the addon READMEs are what an addon listing (and pylint-odoo's missing-readme check) looks for.
+
+Odoo's Apps screen shows ``static/description/index.html`` when it exists, and otherwise reads the README as
+reStructuredText, which Markdown is not; so the same text is also written there as HTML, from the small part
+of Markdown the fragments use (headings, paragraphs, lists, bold, italics, code and links).
 """
 
 import ast
+import html
+import re
 import sys
 from pathlib import Path
 
@@ -43,20 +49,86 @@ def render(addon_dir):
     return "\n\n".join(parts) + "\n"
 
 
+def _inline(text):
+    """One line of Markdown's inline markup as HTML (escaped first; links kept only to http(s) and relative)."""
+    text = html.escape(text, quote=True)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+    text = re.sub(r"(?<![\w*])\*([^*]+)\*(?![\w*])", r"<em>\1</em>", text)
+    return re.sub(r"\[([^\]]+)\]\(((?:https?://|\.\./|[\w-])[^)\s]*)\)", r'<a href="\2">\1</a>', text)
+
+
+def to_html(markdown):
+    """The HTML of a README written in the fragments' Markdown.
+
+    >>> print(to_html("# T\\n\\nSome *text*.\\n\\n- a `b`\\n  c\\n- [d](https://x.example)\\n\\n1. e"), end="")
+    <h1>T</h1>
+    <p>Some <em>text</em>.</p>
+    <ul>
+    <li>a <code>b</code> c</li>
+    <li><a href="https://x.example">d</a></li>
+    </ul>
+    <ol>
+    <li>e</li>
+    </ol>
+    """
+    out, items, kind, paragraph = [], [], None, []
+
+    def flush():
+        nonlocal items, kind, paragraph
+        if paragraph:
+            out.append(f"<p>{_inline(' '.join(paragraph))}</p>")
+        if items:
+            out.append(f"<{kind}>")
+            out.extend(f"<li>{_inline(' '.join(item))}</li>" for item in items)
+            out.append(f"</{kind}>")
+        items, kind, paragraph = [], None, []
+
+    for line in markdown.splitlines():
+        stripped = line.strip()
+        bullet = re.match(r"^(-|\d+\.) (.*)$", line)
+        heading = re.match(r"^(#{1,6}) (.*)$", line)
+        if not stripped or stripped.startswith("<!--"):
+            flush()
+        elif heading:
+            flush()
+            level = len(heading.group(1))
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+        elif bullet:
+            new_kind = "ul" if bullet.group(1) == "-" else "ol"
+            if paragraph or (kind and kind != new_kind):
+                flush()
+            kind = new_kind
+            items.append([bullet.group(2)])
+        elif items and line.startswith(" "):
+            items[-1].append(stripped)
+        else:
+            if items:
+                flush()
+            paragraph.append(stripped)
+    flush()
+    return "\n".join(out) + "\n"
+
+
+def outputs(addon_dir):
+    """{path: text} of what is generated for one addon."""
+    text = render(addon_dir)
+    return {addon_dir / "README.md": text, addon_dir / "static" / "description" / "index.html": to_html(text)}
+
+
 def main(argv):
     check = "--check" in argv
     stale = []
     for addon in ADDONS:
-        addon_dir = ROOT / addon
-        target = addon_dir / "README.md"
-        text = render(addon_dir)
-        if target.exists() and target.read_text() == text:
-            continue
-        if check:
-            stale.append(str(target.relative_to(ROOT)))
-        else:
-            target.write_text(text)
-            print(f"wrote {target.relative_to(ROOT)}")
+        for target, text in outputs(ROOT / addon).items():
+            if target.exists() and target.read_text() == text:
+                continue
+            if check:
+                stale.append(str(target.relative_to(ROOT)))
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+                print(f"wrote {target.relative_to(ROOT)}")
     if stale:
         print("out of date (run `make readme`): " + ", ".join(stale))
         return 1

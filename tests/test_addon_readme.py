@@ -99,10 +99,19 @@ def test_roadmap_states_the_known_limits():
 
 @pytest.mark.parametrize("addon", REQUIRED)
 def test_addon_readme_is_generated_from_its_fragments(addon):
+    for path, text in addon_readme.outputs(ROOT / addon).items():
+        assert path.read_text() == text, f"{path.relative_to(ROOT)} is out of date: run `make readme`"
     readme = ROOT / addon / "README.md"
-    assert readme.read_text() == addon_readme.render(ROOT / addon), "run `make readme`"
     for name in REQUIRED[addon]:
         assert (ROOT / addon / "readme" / name).read_text().strip() in readme.read_text()
+
+
+def test_apps_page_is_html_not_markdown_read_as_rst():
+    """Odoo's Apps screen reads index.html first; without it, it would parse the Markdown README as RST."""
+    page = (ROOT / "smtp_routing" / "static" / "description" / "index.html").read_text()
+    assert page.startswith("<h1>SMTP Routing</h1>")
+    assert "<h2>Known issues / Roadmap</h2>" in page
+    assert "**" not in page and "](" not in page, "Markdown left unconverted"
 
 
 def test_repository_readme_points_to_the_fragments():
@@ -126,3 +135,10 @@ def test_pylintrc_enables_the_oca_checks_the_task_names():
     assert "disable=all" in config
     for check in ("invalid-commit", "sql-injection", "missing-readme", "manifest-required-author", "except-pass"):
         assert re.search(rf"^\s+{check},?$", config, re.M), check
+
+
+def test_generator_doctests():
+    import doctest
+
+    assert doctest.testmod(addon_readme).failed == 0
+    assert doctest.testmod(run_tests).failed == 0
