@@ -2,7 +2,7 @@
 # are needed; everything else is installed into .venv / .venv-odoo on first use.
 PYTHON ?= python3
 
-.PHONY: test demo bench pot screenshots lint clean
+.PHONY: test demo bench pot screenshots lint readme clean
 
 test:  ## lint + framework-free suite + Odoo suite (when ODOO_PATH names an Odoo 18 tree)
 	$(PYTHON) scripts/run_tests.py
@@ -19,9 +19,11 @@ pot:  ## regenerate smtp_routing/i18n/smtp_routing.pot with Odoo's exporter (nee
 screenshots:  ## the README's screenshots, from the running demo in headless Chromium (needs ODOO_PATH, chromium)
 	$(PYTHON) scripts/screenshots.py
 
-lint:
-	$(PYTHON) -c "import sys; sys.path.insert(0, 'scripts'); import devenv, subprocess; \
-	sys.exit(subprocess.call([str(devenv.ensure_test_venv()), '-m', 'ruff', 'check', '.']))"
+lint:  ## ruff, and pylint-odoo with OCA's mandatory checks (.pylintrc); one summary line naming both
+	$(PYTHON) scripts/run_tests.py lint
+
+readme:  ## each addon's README.md from its readme/*.md fragments (OCA's layout)
+	$(PYTHON) scripts/addon_readme.py
 
 clean:
-	rm -rf .venv .venv-odoo
+	rm -rf .venv .venv-odoo .venv-lint

@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
+LINT_VENV = ROOT / ".venv-lint"
 ODOO_VENV = ROOT / ".venv-odoo"
 PG_ROLE = "odoo"
 
@@ -61,6 +62,17 @@ def ensure_test_venv():
         subprocess.run(pip + ["-r", str(files[0]), "-r", str(files[1])], check=True)
 
     return _ensure_venv(VENV, stamp, install)
+
+
+def ensure_lint_venv():
+    """pylint-odoo's venv: its own, so that its pins never rebuild .venv or .venv-odoo."""
+    requirements = ROOT / "requirements-lint.txt"
+    stamp = _stamp([sys.version, requirements.read_bytes()])
+
+    def install(pip):
+        subprocess.run(pip + ["-r", str(requirements)], check=True)
+
+    return _ensure_venv(LINT_VENV, stamp, install)
 
 
 def odoo_requirements(odoo_path):

@@ -2,7 +2,8 @@
 """`make test`: lint, the framework-free suite, then the Odoo suite when Odoo 18 is found.
 
 Prints one summary line per suite and exits non-zero on any failure. A suite that
-did not run says SKIPPED, never "passed".
+did not run says SKIPPED, never "passed". `run_tests.py lint` (`make lint`) runs only the
+lint step: ruff and pylint-odoo (OCA's mandatory checks, .pylintrc).
 
 Environment:
   ODOO_PATH            an Odoo 18.0 source tree (default: ../shared/odoo-18.0 beside the checkout, when it
@@ -81,9 +82,29 @@ TEST_MODULES = ("smtp_routing", "base", "mail", "test_mail", "mass_mailing", "te
 ODOO_SUITES = ("odoo", "browser tour", "odoo-core", "odoo-lifecycle", "odoo-queue", "pytest-odoo")
 
 
+# pylint-odoo's targets: the addons (its checks are Odoo's; scripts/ and tests/ are plain Python, left to ruff).
+PYLINT_TARGETS = ("smtp_routing", "smtp_routing_google_gmail", "smtp_routing_microsoft_outlook")
+
+
+def lint_summary(results):
+    """The lint line from (tool, passed) pairs: "lint: ruff passed, pylint-odoo FAILED".
+
+    >>> lint_summary([("ruff", True), ("pylint-odoo", True)])
+    ('lint: ruff passed, pylint-odoo passed', True)
+    >>> lint_summary([("ruff", True), ("pylint-odoo", False)])
+    ('lint: ruff passed, pylint-odoo FAILED', False)
+    """
+    words = ", ".join(f"{tool} {'passed' if ok else 'FAILED'}" for tool, ok in results)
+    return f"lint: {words}", all(ok for _tool, ok in results)
+
+
 def run_lint(python):
-    result = subprocess.run([str(python), "-m", "ruff", "check", "."], cwd=devenv.ROOT)
-    return "lint: ruff passed" if result.returncode == 0 else "lint: ruff FAILED", result.returncode == 0
+    """ruff (in .venv) and pylint-odoo with OCA's mandatory checks (.pylintrc, in .venv-lint); both always run."""
+    ruff = subprocess.run([str(python), "-m", "ruff", "check", "."], cwd=devenv.ROOT)
+    pylint = subprocess.run(
+        [str(devenv.ensure_lint_venv()), "-m", "pylint", "--rcfile", ".pylintrc", *PYLINT_TARGETS], cwd=devenv.ROOT
+    )
+    return lint_summary([("ruff", ruff.returncode == 0), ("pylint-odoo", pylint.returncode == 0)])
 
 
 def run_framework_free(python):
@@ -202,6 +223,10 @@ def odoo_unavailable(reason, required):
 
 def main():
     python = devenv.ensure_test_venv()
+    if sys.argv[1:] == ["lint"]:  # `make lint`
+        line, ok = run_lint(python)
+        print(line)
+        return 0 if ok else 1
     lines, all_ok = [], True
     for runner in (run_lint, run_framework_free):
         line, ok = runner(python)

@@ -43,7 +43,7 @@ class ResConfigSettings(models.TransientModel):
         return res
 
     def set_values(self):
-        super().set_values()
+        res = super().set_values()
         set_param = self.env["ir.config_parameter"].sudo().set_param
         set_param(PERSONAL_SERVERS, "1" if self.smtp_routing_allow_personal_servers else "0")
         set_param(ENFORCE_SEND_AS, "1" if self.smtp_routing_enforce_send_as else "0")
@@ -51,6 +51,7 @@ class ResConfigSettings(models.TransientModel):
         set_param(SEND_AS_STRICT, "1" if self.smtp_routing_send_as_strict else "0")
         set_param(RETENTION_PARAM, str(self.smtp_routing_log_retention_days))
         set_param(DNS_NAMESERVER, (self.smtp_routing_dns_nameserver or "").strip() or False)
+        return res
 
     @api.constrains("smtp_routing_dns_nameserver")
     def _check_smtp_routing_dns_nameserver(self):

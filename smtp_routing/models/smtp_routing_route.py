@@ -33,7 +33,7 @@ class SmtpRoutingRoute(models.Model):
     lang_ids = fields.Many2many(
         "res.lang", string="Recipient Languages", help="Empty: any language.", context={"active_test": False}
     )
-    company_id = fields.Many2one("res.company", string="Company", help="Empty: every company.")
+    company_id = fields.Many2one("res.company", help="Empty: every company.")
     model_ids = fields.Many2many(
         "ir.model", string="Source Documents", help="Empty: mail about any kind of document.", ondelete="cascade"
     )
@@ -86,9 +86,9 @@ class SmtpRoutingRoute(models.Model):
         compute="_compute_carries_bulk", help="The route takes bulk mail (its purposes include it, or are empty)."
     )
     readiness_status = fields.Selection(READINESS_SELECTION, string="Bulk Readiness", readonly=True, copy=False)
-    readiness_report = fields.Text(string="Readiness Report", readonly=True, copy=False)
+    readiness_report = fields.Text(readonly=True, copy=False)
     readiness_checked_at = fields.Datetime(string="Readiness Checked On", readonly=True, copy=False)
-    bulk_threshold = fields.Integer(compute="_compute_bulk_volume", string="Bulk Threshold")
+    bulk_threshold = fields.Integer(compute="_compute_bulk_volume")
     volume_gmail = fields.Integer(string="Gmail (24h)", compute="_compute_bulk_volume")
     volume_yahoo = fields.Integer(string="Yahoo (24h)", compute="_compute_bulk_volume")
     volume_microsoft = fields.Integer(string="Outlook.com (24h)", compute="_compute_bulk_volume")

@@ -9,4 +9,4 @@ class SmtpRoutingRouteLine(models.Model):
 
     route_id = fields.Many2one("smtp_routing.route", required=True, ondelete="cascade", index=True)
     sequence = fields.Integer(default=10)
-    server_id = fields.Many2one("ir.mail_server", string="Server", required=True, ondelete="cascade")
+    server_id = fields.Many2one("ir.mail_server", required=True, ondelete="cascade")

@@ -147,7 +147,7 @@ class LatencyProxy:
         self._closing = True
         try:
             self._loop.call_soon_threadsafe(self._loop.stop)
-        except RuntimeError:  # the loop already closed
+        except RuntimeError:  # pylint: disable=except-pass  # the loop already closed: nothing left to stop
             pass
         self._thread.join(3 * STOP_TIMEOUT)
         self._thread = None
@@ -217,7 +217,7 @@ class LatencyProxy:
                 self._pump(client_reader, upstream_writer, "up", stats),
                 self._pump(upstream_reader, client_writer, "down", stats),
             )
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # pylint: disable=except-pass  # stop() cancels; the finally closes both ends
             pass
         finally:
             for writer in (client_writer, upstream_writer):

@@ -220,6 +220,22 @@ class TestSendAsWalkArounds(SendAsCommon, LiveSmtpCase):
         self.post_as(self.ana)
         self.assertEqual([m for m, _rcpt in self.received()], ["ana.private@practice.example"])
 
+    def test_self_written_email_granted_to_someone_else_is_claimed(self):
+        """A Send-As grant claims its address as written (any case, spaces around), and nothing it only contains.
+
+        The claim check reads only the grants whose address contains the domain (not every grant): this pins
+        that the narrower read decides as the full one did.
+        """
+        self.env["smtp_routing.send_as"].create(
+            {"address": " Support@Practice.Example ", "user_ids": [Command.link(self.ben.id)]}
+        )
+        self.ana.with_user(self.ana).write({"email": "support@practice.example"})
+        message = self.post_as(self.ana)
+        self.assertRefusedInChatter(message, "support@practice.example is not the address an administrator approved")
+        self.ana.with_user(self.ana).write({"email": "port@practice.example"})  # inside "support@...", not it
+        self.post_as(self.ana)
+        self.assertEqual([m for m, _rcpt in self.received()], ["port@practice.example"])
+
     def test_an_administrator_approves_an_address(self):
         self.ana.write({"email": "ana.consultant@practice.example"})  # as an administrator
         self.assertEqual(self.ana.smtp_routing_approved_email, "ana.consultant@practice.example")

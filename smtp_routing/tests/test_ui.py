@@ -104,3 +104,37 @@ class TestTour(HttpCase):
         contact = self.env["res.partner"].create({"name": "Tour Client", "email": "tour.client@example.com"})
         url = f"/odoo/res.partner/{contact.id}"
         self.start_smtp_tour("smtp_routing_composer_tour", login="tour_consultant", url=url)
+
+    def test_a_spanish_user_is_refused_send_as_in_spanish(self):
+        """Issue 19: a non-admin user reading Odoo in Spanish types a From they may not use in the list composer.
+
+        The refusal comes before anything is posted or sent, in Spanish, and names no admin menu path.
+        """
+        self.env["res.lang"]._activate_lang("es_ES")
+        self.env["ir.module.module"]._load_module_terms(["smtp_routing"], ["es_ES"], overwrite=True)
+        lucia = self.env["res.users"].create(
+            {
+                "name": "Lucía Asesora",
+                "login": "tour_lucia",
+                "password": "tour_lucia",
+                "email": "lucia@practice.example",
+                "lang": "es_ES",
+                "groups_id": [
+                    Command.set((self.env.ref("base.group_user") | self.env.ref("base.group_partner_manager")).ids)
+                ],
+            }
+        )
+        self.assertFalse(lucia.has_group("base.group_system"), "the plain-user wording, not the admin's")
+        contact = self.env["res.partner"].create({"name": "Tour Client", "email": "tour.client@example.com"})
+        mails_before = self.env["mail.mail"].sudo().search_count([])
+        self.start_smtp_tour(
+            "smtp_routing_send_as_spanish_tour", login="tour_lucia", url="/odoo/action-base.action_partner_form"
+        )
+        self.assertEqual(self.received_by(contact.email), [], "nothing reached the SMTP server")
+        self.assertEqual(self.env["mail.mail"].sudo().search_count([]), mails_before, "nothing was queued")
+        self.assertFalse(
+            self.env["mail.message"].search(
+                [("model", "=", "res.partner"), ("res_id", "=", contact.id), ("subject", "=", "Presupuesto")]
+            ),
+            "nothing was posted",
+        )

@@ -31,6 +31,7 @@ def starttls_probe(port=25, timeout=5.0):
 
 
 def main(argv=None):
+    # pylint: disable=print-used  # a command-line tool run outside Odoo: its report is its standard output
     parser = argparse.ArgumentParser(
         prog="python -m smtp_routing.tools.doctor",
         description=__doc__.split("\n")[1],

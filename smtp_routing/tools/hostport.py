@@ -41,7 +41,7 @@ def _check_host(host, value):
     try:
         ipaddress.ip_address(host)
         return host
-    except ValueError:
+    except ValueError:  # pylint: disable=except-pass  # not an IP address: checked as a host name below
         pass
     name = host.rstrip(".")
     try:

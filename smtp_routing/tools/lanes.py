@@ -212,7 +212,7 @@ class Lane:
         except Exception:  # noqa: BLE001, S110 - closing a connection we are done with
             try:
                 smtp.close()
-            except Exception:  # noqa: BLE001, S110
+            except Exception:  # noqa: BLE001, S110  # pylint: disable=except-pass  # quit failed already: nothing to add
                 pass
 
     def close(self):

@@ -344,7 +344,7 @@ def _reset(smtp):
     """RSET, ignoring a connection already gone (as smtplib's own reset after a refusal)."""
     try:
         smtp.rset()
-    except smtplib.SMTPServerDisconnected:
+    except smtplib.SMTPServerDisconnected:  # pylint: disable=except-pass  # a gone connection needs no reset
         pass
 
 

@@ -171,7 +171,7 @@ def _sync_directory(directory):
         return  # not possible on every platform; the file itself is synced
     try:
         os.fsync(descriptor)
-    except OSError:
+    except OSError:  # pylint: disable=except-pass  # a directory fsync is best effort, as the open above
         pass
     finally:
         os.close(descriptor)

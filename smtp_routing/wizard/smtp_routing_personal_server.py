@@ -33,9 +33,7 @@ class SmtpRoutingPersonalServer(models.TransientModel):
     smtp_user = fields.Char(string="Login", default=lambda self: self.env.user.email)
     smtp_pass = secret_field(string="Password")
     smtp_pass_encrypted = fields.Char(string="Encrypted Password", groups="base.group_system", readonly=True)
-    password_stored = fields.Boolean(
-        string="Password Stored", readonly=True, help="Your server already has a password: an empty field keeps it."
-    )
+    password_stored = fields.Boolean(readonly=True, help="Your server already has a password: an empty field keeps it.")
 
     def _auto_init(self):
         result = super()._auto_init()

@@ -22,7 +22,7 @@ class SmtpRoutingTestEmail(models.TransientModel):
     _name = "smtp_routing.test.email"
     _description = "Send a Test Email"
 
-    server_id = fields.Many2one("ir.mail_server", string="Server", required=True, ondelete="cascade")
+    server_id = fields.Many2one("ir.mail_server", required=True, ondelete="cascade")
     email_to = fields.Char(
         string="Send To",
         default=lambda self: self.env.user.email,

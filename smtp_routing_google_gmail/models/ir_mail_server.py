@@ -44,13 +44,14 @@ class IrMailServer(models.Model):
         return self.env["ir.config_parameter"].sudo().get_param(ENDPOINT)
 
     def _compute_gmail_uri(self):
-        super()._compute_gmail_uri()
+        res = super()._compute_gmail_uri()
         endpoint = self._smtp_routing_google_endpoint()
         if endpoint:
             for server in self:
                 server.google_gmail_uri = oauth.replace_prefix(
                     server.google_gmail_uri, GOOGLE_AUTHORIZE, url_join(endpoint, "authorize")
                 )
+        return res
 
     def _fetch_gmail_token(self, grant_type, **values):
         endpoint = self._smtp_routing_google_endpoint()

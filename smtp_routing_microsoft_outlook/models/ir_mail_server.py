@@ -46,9 +46,10 @@ class IrMailServer(models.Model):
     @api.onchange("smtp_authentication")
     def _onchange_smtp_authentication_outlook(self):
         """Odoo puts smtp.outlook.com; the Microsoft 365 preset keeps Microsoft's documented smtp.office365.com."""
-        super()._onchange_smtp_authentication_outlook()
+        res = super()._onchange_smtp_authentication_outlook()
         if self.smtp_authentication == "outlook" and self.smtp_routing_provider == "microsoft365":
             self.smtp_host = "smtp.office365.com"
+        return res
 
     def _fetch_outlook_token(self, grant_type, **values):
         return self._smtp_routing_token_call(super()._fetch_outlook_token, grant_type, **values)

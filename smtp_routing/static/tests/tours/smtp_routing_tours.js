@@ -225,3 +225,65 @@ registry.category("web_tour.tours").add("smtp_routing_composer_tour", {
         },
     ],
 });
+
+/**
+ * A Spanish-speaking user mails a contact from the contacts list with a From they may not use: the composer
+ * refuses before anything is posted, in Spanish, and tells them whom to ask (issue 19). Selectors do not
+ * depend on Odoo's own wording (its Spanish terms are not loaded); only the refusal is matched as text.
+ */
+registry.category("web_tour.tours").add("smtp_routing_send_as_spanish_tour", {
+    steps: () => [
+        {
+            trigger: ".o_control_panel .o_switch_view.o_list",
+            run: "click",
+        },
+        {
+            trigger: ".o_list_view .o_data_row:contains(Tour Client) .o_list_record_selector input",
+            run: "click",
+        },
+        {
+            content: "The list's action menu (the gear)",
+            trigger: ".o_cp_action_menus button:has(.fa-cog)",
+            run: "click",
+        },
+        {
+            content: "Mail's own Send email action opens the composer on the selected contact",
+            trigger: ".o-dropdown--menu .o_menu_item:contains(Send email), .o-dropdown--menu .o_menu_item:contains(Enviar correo)",
+            run: "click",
+        },
+        {
+            content: "Type a From that is not the user's own",
+            trigger: ".modal div[name=email_from] input",
+            run: "edit director@client-firm.example",
+        },
+        {
+            trigger: ".modal div[name=subject] input",
+            run: "edit Presupuesto",
+        },
+        {
+            trigger: ".modal div[name=body] .odoo-editor-editable",
+            run: "editor Buenos días",
+        },
+        {
+            content: "A mass-mode composer needs a Reply-to (Odoo's rule): it is on the second tab",
+            trigger: ".modal .o_notebook .nav-item:last-child a.nav-link",
+            run: "click",
+        },
+        {
+            trigger: ".modal div[name=reply_to] input",
+            run: "edit lucia@practice.example",
+        },
+        {
+            trigger: ".modal div[name=subject] input:value(Presupuesto)",
+        },
+        {
+            trigger: ".modal footer button.o_mail_send:enabled",
+            run: "click",
+        },
+        {
+            content: "The refusal, in Spanish, with what to do and no developer-mode menu path",
+            trigger:
+                ".modal .o_error_dialog:contains(no puede enviar como director@client-firm.example):contains(pida a un administrador)",
+        },
+    ],
+});
