@@ -62,7 +62,6 @@ class IrMailServer(models.Model):
 
     company_id = fields.Many2one(
         "res.company",
-        string="Company",
         index=True,
         help="Leave empty to let every company use this server.",
     )
@@ -656,7 +655,8 @@ class IrMailServer(models.Model):
             self._smtp_routing_unset_other_defaults()
         return result
 
-    def _smtp_routing_unset_other_defaults(self):
+    def _smtp_routing_unset_other_defaults(self):  # pylint: disable=missing-return
+        # not an override: super() here is Odoo's write(), skipping ours (which would come back here)
         for server in self:
             others = self.search(
                 [

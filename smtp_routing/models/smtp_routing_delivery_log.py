@@ -60,14 +60,14 @@ class SmtpRoutingDeliveryLog(models.Model):
     _rec_name = "summary"
 
     date = fields.Datetime(required=True, default=fields.Datetime.now, index=True, readonly=True)
-    server_id = fields.Many2one("ir.mail_server", string="Server", index=True, ondelete="set null", readonly=True)
-    server_name = fields.Char(string="Server Name", readonly=True, help="Kept when the server is deleted.")
-    mail_id = fields.Many2one("mail.mail", string="Mail", index="btree_not_null", ondelete="set null", readonly=True)
+    server_id = fields.Many2one("ir.mail_server", index=True, ondelete="set null", readonly=True)
+    server_name = fields.Char(readonly=True, help="Kept when the server is deleted.")
+    mail_id = fields.Many2one("mail.mail", index="btree_not_null", ondelete="set null", readonly=True)
     message_id = fields.Char(string="Message-Id", readonly=True, index="btree_not_null")
     subject = fields.Char(readonly=True)
     email_from = fields.Char(string="From", readonly=True)
     recipients = fields.Char(readonly=True)
-    recipient_count = fields.Integer(string="Recipient Count", readonly=True, aggregator="sum")
+    recipient_count = fields.Integer(readonly=True, aggregator="sum")
     source = fields.Selection(SOURCE_SELECTION, required=True, default="direct", readonly=True)
     stage = fields.Selection(
         [("policy", "Checked before sending"), ("connect", "Connect"), ("send", "Send"), ("bounce", "After sending")],
@@ -99,7 +99,7 @@ class SmtpRoutingDeliveryLog(models.Model):
         string="Bounce Message-Id", readonly=True, index="btree_not_null", help="The bounce report's own Message-Id."
     )
     smtp_code = fields.Integer(string="SMTP Code", readonly=True, aggregator=None)
-    enhanced_status = fields.Char(string="Enhanced Status", readonly=True)
+    enhanced_status = fields.Char(readonly=True)
     reply = fields.Text(string="Server Reply", readonly=True)
     duration_ms = fields.Integer(string="Duration (ms)", readonly=True, aggregator="avg")
     summary = fields.Char(compute="_compute_summary")

@@ -18,6 +18,7 @@ chunk in flight at the kill stay counted (they may have gone): the limit is neve
 from dataclasses import asdict
 
 from odoo import api, fields, models
+from odoo.tools import SQL
 
 from ..tools import limits as limits_tool
 from .smtp_routing_server_state import db_now, state_from_row
@@ -120,15 +121,17 @@ class SmtpRoutingReservation(models.Model):
     def _smtp_routing_take_over(self):
         """Give back the reservations of runs whose backend is gone (what they held and had not started to send),
         once each. Returns how many were taken over."""
-        self.env.cr.execute(f"SELECT 1 FROM smtp_routing_reservation r WHERE {DEAD_HOLDER_SQL} LIMIT 1")  # noqa: S608
+        self.env.cr.execute(SQL("SELECT 1 FROM smtp_routing_reservation r WHERE %s LIMIT 1", SQL(DEAD_HOLDER_SQL)))
         if not self.env.cr.fetchone():
             return 0  # the usual case: no transaction of its own
         State = self.env["smtp_routing.server.state"].sudo()
         Server = self.env["ir.mail_server"].sudo().with_context(active_test=False)
         with State._smtp_routing_cursor() as env:
             env.cr.execute(
-                f"SELECT id FROM smtp_routing_reservation r WHERE {DEAD_HOLDER_SQL} "  # noqa: S608 - constant
-                "ORDER BY id FOR UPDATE SKIP LOCKED"
+                SQL(
+                    "SELECT id FROM smtp_routing_reservation r WHERE %s ORDER BY id FOR UPDATE SKIP LOCKED",
+                    SQL(DEAD_HOLDER_SQL),
+                )
             )
             ids = [row[0] for row in env.cr.fetchall()]
             if not ids:

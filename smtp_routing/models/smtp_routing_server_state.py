@@ -20,6 +20,7 @@ from dataclasses import asdict
 from datetime import timedelta
 
 from odoo import api, fields, models
+from odoo.tools import SQL
 from odoo.tools.misc import format_datetime
 
 from ..tools import limits as limits_tool
@@ -33,7 +34,7 @@ DB_NOW_SQL = "date_trunc('second', clock_timestamp() AT TIME ZONE 'UTC')"
 
 def db_now(cr):
     """The database server's current time (UTC, naive, whole seconds): the one clock every worker shares."""
-    cr.execute(f"SELECT {DB_NOW_SQL}")  # noqa: S608 - a constant expression
+    cr.execute(SQL("SELECT %s", SQL(DB_NOW_SQL)))
     return cr.fetchone()[0]
 
 

@@ -140,8 +140,8 @@ def classified(error, outcome=None):
         outcome = classify(error)
     try:
         setattr(error, OUTCOME_ATTRIBUTE, outcome)
-    except AttributeError:  # an exception type without a __dict__: classified again next time, alike
-        pass
+    except AttributeError:  # pylint: disable=except-pass
+        pass  # an exception type without a __dict__: classified again next time, alike
     return outcome
 
 
