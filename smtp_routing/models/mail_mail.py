@@ -2,8 +2,9 @@
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.tools import email_normalize
 
+from ..sending import explain
 from ..sending.run import QueueRun
-from ..tools import routing, send_as
+from ..tools import planning, routing, send_as
 from ..tools.unsubscribe import list_unsubscribe_headers
 from .ir_mail_server import MAIL_ID_HEADER
 from .smtp_routing_send_as import Judge
@@ -21,8 +22,22 @@ class MailMail(models.Model):
         help="The server that carried this mail, or, while it waits, the server it is planned for.",
     )
     smtp_routing_deferred_reason = fields.Char(string="Deferred Because", readonly=True, copy=False)
+    smtp_routing_plan = fields.Json(
+        string="Routing Plan",
+        readonly=True,
+        copy=False,
+        help="The planner's decision for this mail and what happened after, as codes (tools/planning).",
+    )
     smtp_routing_explanation = fields.Text(
-        string="Routing", readonly=True, copy=False, help="Which route and server carried this mail, and why."
+        string="Routing",
+        compute="_compute_smtp_routing_explanation",
+        help="Which route and server carried this mail, and why, in your language.",
+    )
+    smtp_routing_explanation_text = fields.Text(
+        string="Routing (as written)",
+        readonly=True,
+        copy=False,
+        help="The routing text of mails sent before routing plans were stored as codes.",
     )
     smtp_routing_lease_until = fields.Datetime(
         string="Claimed Until",
@@ -42,6 +57,16 @@ class MailMail(models.Model):
         copy=False,
         help="Which recipient messages went, failed, or wait for a retry (and when), so none goes twice.",
     )
+
+    @api.depends("smtp_routing_plan", "smtp_routing_explanation_text")
+    @api.depends_context("lang")
+    def _compute_smtp_routing_explanation(self):
+        """The stored plan's codes in the reader's language; older mails keep the text they were given."""
+        for mail in self:
+            plan = mail.smtp_routing_plan
+            mail.smtp_routing_explanation = (
+                explain.stored_text(self.env, plan) if plan else mail.smtp_routing_explanation_text or False
+            )
 
     # -- routing facts ------------------------------------------------------------------------
     def _smtp_routing_author_user(self):
@@ -149,25 +174,32 @@ class MailMail(models.Model):
         self.ensure_one()
         return self.record_company_id or self._smtp_routing_author_user().company_id or self.env.company
 
-    def _smtp_routing_facts(self):
+    def _smtp_routing_facts(self, lang=True):
+        """The facts the planner decides on (``lang=False``: no route looks at the language, skip it)."""
         self.ensure_one()
         user = self._smtp_routing_acting_user().sudo()
         forced_by = "template or composer" if self.smtp_routing_route_id else ""
-        return routing.MailFacts(
+        return planning.MailFacts(
             purpose=self._smtp_routing_purpose(),
             email_from=email_normalize(self.email_from or "") or "",
-            lang=self._smtp_routing_lang(),
+            lang=self._smtp_routing_lang() if lang else None,
             company_id=self._smtp_routing_company().id,
             model=self.model or None,
             forced_route_id=self.smtp_routing_route_id.id or None,
             forced_by=forced_by,
             author_server_id=self._smtp_routing_own_server().id or None,
             author_email=send_as.normalize(user.smtp_routing_approved_email) or None,
+            acting_user_id=user.id or None,
         )
 
     @api.model
     def _smtp_routing_send_as_problem(self, user, email_from, alias_domain=False, server=None):
         """None when ``user`` may send as ``email_from`` (through ``server``, when named), else what to do."""
+        return self._smtp_routing_send_as_verdict(user, email_from, server=server)[1]
+
+    @api.model
+    def _smtp_routing_send_as_verdict(self, user, email_from, server=None):
+        """(verdict, None or what to do): the verdict names the servers a limited permission allows."""
         judge = Judge(self.env)
         verdict = send_as.check_from(
             judge.actor(user),
@@ -177,7 +209,7 @@ class MailMail(models.Model):
             server_id=server.id if server else None,
             is_claimed=judge.is_claimed(user) if user else None,
         )
-        return None if verdict.allowed else judge.refusal(user, verdict)
+        return verdict, None if verdict.allowed else judge.refusal(user, verdict)
 
     def write(self, vals):
         if vals.get("state") == "outgoing" and "smtp_routing_progress" not in vals:

@@ -2,7 +2,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
-from ..tools import routing
+from ..tools import planning
 
 PURPOSE_SELECTION = [
     ("transactional", "Transactional / system notification"),
@@ -59,7 +59,7 @@ class SmtpRoutingRoute(models.Model):
 
     def _smtp_routing_spec(self):
         self.ensure_one()
-        return routing.Route(
+        return planning.Route(
             id=self.id,
             name=self.name,
             sequence=self.sequence,
