@@ -215,6 +215,13 @@ def test_no_route_no_server_may_then_odoos_command_line():
     assert codes(plan.candidates) == [(None, "command_line")]
 
 
+def test_no_route_a_server_the_mail_names_stays_its_candidate_even_archived():
+    archived = Server(9, "Archived", None)
+    facts = MailFacts("transactional", "ana@practice.example", company_id=1)
+    plan = plan_mail(facts, [], STOCK, from_matches, odoo=OdooChoice(9, "ana@practice.example", server=archived))
+    assert codes(plan.candidates)[0] == (9, "odoo_choice")
+
+
 def test_send_as_narrows_to_the_permission_servers():
     facts = MailFacts("transactional", "ana@practice.example", company_id=1)
     plan = stock(facts, 2, send_as_server_ids=frozenset({1}))

@@ -93,16 +93,24 @@ class MailMail(models.Model):
         return self._smtp_routing_author_user()
 
     def _smtp_routing_own_server(self):
-        """The acting user's server from their preferences, for their personal mail; a personal server
-        (their own login) only for mail from the address an administrator approved for them."""
+        """The acting user's server from their preferences, for their personal mail."""
         self.ensure_one()
-        user = self._smtp_routing_acting_user().sudo()
+        return self._smtp_routing_own_server_of(
+            self._smtp_routing_acting_user(), self._smtp_routing_purpose(), self.email_from
+        )
+
+    @api.model
+    def _smtp_routing_own_server_of(self, user, purpose, email_from):
+        """A fact for the planner: ``user``'s server from their preferences, for their personal mail; a
+        personal server (their own login) only for mail from the address an administrator approved for them.
+        Used by the queue and by *Which Server?*."""
+        user = user.sudo()
         server = user.smtp_routing_server_id
-        if not server or user.share or self._smtp_routing_purpose() != "personal":
+        if not server or user.share or purpose != "personal":
             return self.env["ir.mail_server"]
         if server.smtp_routing_owner_id:
             approved = send_as.normalize(user.smtp_routing_approved_email)
-            if server.smtp_routing_owner_id != user or not approved or send_as.normalize(self.email_from) != approved:
+            if server.smtp_routing_owner_id != user or not approved or send_as.normalize(email_from) != approved:
                 return self.env["ir.mail_server"]
         return server
 

@@ -407,7 +407,8 @@ class QueueRun:
             by_id = dict(stock)
             Mail = self.Mail.browse([mail.id for mail, _facts in stock])
             for server_id, alias_domain_id, smtp_from, batch_ids in Mail._split_by_mail_configuration():
-                odoo = planning.OdooChoice(server_id or None, smtp_from)
+                named = Server.browse(server_id) if server_id and server_id not in servers.ids else None
+                odoo = planning.OdooChoice(server_id or None, smtp_from, named._smtp_routing_spec() if named else None)
                 for mail in self.Mail.browse(batch_ids):
                     allowed = self._send_as_servers(mail)
                     plan = plan_for(by_id[mail], allowed, odoo)

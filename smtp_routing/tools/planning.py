@@ -150,6 +150,8 @@ class OdooChoice:
 
     server_id: int | None = None  # None: no server at all, Odoo's command-line settings
     smtp_from: str = ""  # the envelope sender Odoo would use through it
+    server: Server | None = None  # the server itself when it is not among the active ones (a mail names an
+    # archived server: it stays the candidate, so the queue fails the mail saying what to fix)
 
 
 @dataclass(frozen=True)
@@ -396,11 +398,11 @@ def _route_candidates(facts, route, by_id, from_matches):
 
 def _stock_candidates(facts, servers, by_id, odoo, from_matches):
     """No route: Odoo's choice, then the servers that may send as the same envelope sender."""
-    if odoo.server_id is None or odoo.server_id not in by_id:
+    primary = by_id.get(odoo.server_id) or (odoo.server if odoo.server and odoo.server.id == odoo.server_id else None)
+    if primary is None:
         return [Line(None, "", COMMAND_LINE)], []
     candidates, skipped = [], []
     own = _own_server(facts, by_id)
-    primary = by_id[odoo.server_id]
     if own:
         if _company_ok(own, facts):
             candidates.append(_line(own, OWN_SERVER))

@@ -4,7 +4,7 @@ from odoo.tools import email_normalize
 
 from ..models.smtp_routing_route import PURPOSE_SELECTION
 from ..sending import explain
-from ..tools import planning, send_as
+from ..tools import planning
 
 
 class SmtpRoutingRouteExplain(models.TransientModel):
@@ -45,19 +45,6 @@ class SmtpRoutingRouteExplain(models.TransientModel):
         for wizard in self:
             wizard._explain()
 
-    def _own_server_id(self, author, email_from):
-        """As the queue: the author's preferred server for personal mail; their personal server only for
-        mail from their approved address."""
-        server = author.sudo().smtp_routing_server_id
-        if self.purpose != "personal" or not server or author.share:
-            return None
-        if server.smtp_routing_owner_id and (
-            server.smtp_routing_owner_id != author
-            or send_as.normalize(email_from) != send_as.normalize(author.sudo().smtp_routing_approved_email)
-        ):
-            return None
-        return server.id
-
     def _explain(self):
         """The verdict first ("Would go through X" / "Would be refused: ..."), then why, then the servers.
 
@@ -91,7 +78,8 @@ class SmtpRoutingRouteExplain(models.TransientModel):
             model=self.model_id.model or None,
             forced_route_id=template_route.id or None,
             forced_by="template" if template_route else "",
-            author_server_id=self._own_server_id(author, email_from),
+            author_server_id=self.env["mail.mail"]._smtp_routing_own_server_of(author, self.purpose, email_from).id
+            or None,
             acting_user_id=author.id or None,
         )
         routes = [r._smtp_routing_spec() for r in self.env["smtp_routing.route"].sudo().search([])]
