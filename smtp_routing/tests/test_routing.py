@@ -1,6 +1,9 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """Routing by purpose, language, template and user, with Send-As: each path proven by the server that receives."""
 
+import importlib.util
+from pathlib import Path
+
 from odoo import Command
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import new_test_user, tagged
@@ -443,6 +446,26 @@ class TestRouting(LiveSmtpCase):
         # a mail routed before plans were stored as codes keeps its text
         mail.write({"smtp_routing_plan": False, "smtp_routing_explanation_text": "Old text"})
         self.assertEqual(mail.smtp_routing_explanation, "Old text")
+
+    def test_upgrade_keeps_the_routing_text_of_older_mails(self):
+        """The pre-migration moves the old text column to smtp_routing_explanation_text (real PostgreSQL DDL)."""
+        path = Path(__file__).parents[1] / "migrations" / "18.0.0.1.1" / "pre-migrate.py"
+        spec = importlib.util.spec_from_file_location("smtp_routing_pre_migrate", path)
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        mail = self.env["mail.mail"].create({"email_to": "x@client.example", "subject": "old", "body_html": "<p/>"})
+        mail.smtp_routing_explanation_text = "Routed by an older version"
+        self.env.flush_all()
+        cr = self.env.cr
+        with cr.savepoint(flush=False):
+            # the schema as an older version left it
+            cr.execute("ALTER TABLE mail_mail RENAME COLUMN smtp_routing_explanation_text TO smtp_routing_explanation")
+            migration.migrate(cr, "18.0.0.1.0")
+            cr.execute("SELECT smtp_routing_explanation_text FROM mail_mail WHERE id = %s", [mail.id])
+            self.assertEqual(cr.fetchone()[0], "Routed by an older version")
+            migration.migrate(cr, "18.0.0.1.0")  # twice: nothing to do
+        self.env.invalidate_all()
+        self.assertEqual(mail.smtp_routing_explanation, "Routed by an older version")
 
     def test_failover_follows_the_route_order(self):
         self.sinks["personal"].add_fault("CONNECT", action="drop")
