@@ -6,7 +6,7 @@ from pathlib import Path
 
 from odoo import Command
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tests import new_test_user, tagged
+from odoo.tests import Form, new_test_user, tagged
 
 from .common import LiveSmtpCase
 
@@ -420,6 +420,17 @@ class TestRouting(LiveSmtpCase):
                 self.env.flush_all()
                 savepoint.rollback()
                 self.env.invalidate_all()
+
+    def test_which_server_form_shows_the_verdict_and_lines_before_saving(self):
+        """As the web client opens it: a new record, answered by onchange, lines and all."""
+        with Form(self.env["smtp_routing.route.explain"]) as wizard:
+            wizard.email_from = "ana@practice.example"
+            wizard.author_id = self.consultant
+            wizard.purpose = "personal"
+            self.assertEqual(wizard.verdict, "Would go through personal server.")
+            self.assertEqual(len(wizard.line_ids), 2)
+            line = wizard.line_ids._records[0]  # read-only lines: as the list shows them
+            self.assertEqual((line["name"], line["usable"], line["status"]), ("personal server", True, "candidate"))
 
     def test_which_server_lines_and_stored_routing_in_the_readers_language(self):
         """Issue 19: the lines and a mail's stored routing render in the reader's language, not the sender's."""
