@@ -173,7 +173,7 @@ def take(browser, base):
     browser.goto(f"{action}.smtp_routing_send_as_action", ".o_list_view .o_data_row")
     browser.shot("send-as.png")
 
-    browser.goto(f"{action}.smtp_routing_route_explain_action", ".modal div[name=result]")
+    browser.goto(f"{action}.smtp_routing_route_explain_action", ".modal div[name=line_ids] .o_data_row")
     browser.shot("which-server.png")
 
     # Microsoft 365 over OAuth: Connect your account goes through the (loopback) provider and back

@@ -11,8 +11,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tools import email_normalize
 
 from ..sending.transport import checked_xoauth2, make_quit_safe, per_server_connection, verifying_context
-from ..tools import hostport, netpolicy, presets, secrets
-from ..tools import routing as routing_tool
+from ..tools import hostport, netpolicy, planning, presets, secrets
 from ..tools.headers import keep_raw
 from ..tools.smtp_errors import MessageTooLarge, classified
 from . import params
@@ -792,25 +791,16 @@ class IrMailServer(models.Model):
     # -- routing --------------------------------------------------------------------------
     def _smtp_routing_spec(self):
         self.ensure_one()
-        return routing_tool.Server(
+        return planning.Server(
             id=self.id,
             name=self.name,
             from_filter=self.from_filter or None,
             company_id=self.company_id.id or None,
             user_selectable=self.smtp_routing_user_selectable,
             owner_id=self.smtp_routing_owner_id.id or None,
+            sequence=self.sequence,
+            is_default=self.smtp_routing_is_default,
         )
-
-    @api.model
-    def _smtp_routing_order(self, servers):
-        """The company's default server(s) first, then the others in their given (priority) order."""
-        company = self.env.company
-        defaults = servers.filtered(
-            lambda s: s.smtp_routing_is_default and s.company_id in (company, self.env["res.company"])
-        )
-        if not defaults:
-            return servers
-        return defaults.sorted(lambda s: (not s.company_id, s.sequence, s.id)) + (servers - defaults)
 
     def _find_mail_server(self, email_from, mail_servers=None):
         """Prefer the company's default server wherever Odoo would take "the first server".
@@ -821,7 +811,10 @@ class IrMailServer(models.Model):
             mail_servers = self.sudo().search([], order="sequence")
         if len(mail_servers) > 1:
             mail_servers = mail_servers.filtered(lambda s: not s.smtp_routing_owner_id)
-        return super()._find_mail_server(email_from, mail_servers=self._smtp_routing_order(mail_servers))
+        if len(mail_servers) > 1:  # "the first server" is the company's default one (tools.planning)
+            ordered = planning.default_first([s._smtp_routing_spec() for s in mail_servers], self.env.company.id)
+            mail_servers = mail_servers.browse([s.id for s in ordered])
+        return super()._find_mail_server(email_from, mail_servers=mail_servers)
 
     # -- sending: identity, tagging, delivery log -----------------------------------------------
     @api.constrains(

@@ -2,8 +2,9 @@
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.tools import email_normalize
 
+from ..sending import explain
 from ..sending.run import QueueRun
-from ..tools import routing, send_as
+from ..tools import planning, routing, send_as
 from ..tools.unsubscribe import list_unsubscribe_headers
 from .smtp_routing_send_as import Judge
 
@@ -20,8 +21,22 @@ class MailMail(models.Model):
         help="The server that carried this mail, or, while it waits, the server it is planned for.",
     )
     smtp_routing_deferred_reason = fields.Char(string="Deferred Because", readonly=True, copy=False)
+    smtp_routing_plan = fields.Json(
+        string="Routing Plan",
+        readonly=True,
+        copy=False,
+        help="The planner's decision for this mail and what happened after, as codes (tools/planning).",
+    )
     smtp_routing_explanation = fields.Text(
-        string="Routing", readonly=True, copy=False, help="Which route and server carried this mail, and why."
+        string="Routing",
+        compute="_compute_smtp_routing_explanation",
+        help="Which route and server carried this mail, and why, in your language.",
+    )
+    smtp_routing_explanation_text = fields.Text(
+        string="Routing (as written)",
+        readonly=True,
+        copy=False,
+        help="The routing text of mails sent before routing plans were stored as codes.",
     )
     smtp_routing_lease_until = fields.Datetime(
         string="Claimed Until",
@@ -41,6 +56,16 @@ class MailMail(models.Model):
         copy=False,
         help="Which recipient messages went, failed, or wait for a retry (and when), so none goes twice.",
     )
+
+    @api.depends("smtp_routing_plan", "smtp_routing_explanation_text")
+    @api.depends_context("lang")
+    def _compute_smtp_routing_explanation(self):
+        """The stored plan's codes in the reader's language; older mails keep the text they were given."""
+        for mail in self:
+            plan = mail.smtp_routing_plan
+            mail.smtp_routing_explanation = (
+                explain.stored_text(self.env, plan) if plan else mail.smtp_routing_explanation_text or False
+            )
 
     # -- routing facts ------------------------------------------------------------------------
     def _smtp_routing_author_user(self):
@@ -67,16 +92,24 @@ class MailMail(models.Model):
         return self._smtp_routing_author_user()
 
     def _smtp_routing_own_server(self):
-        """The acting user's server from their preferences, for their personal mail; a personal server
-        (their own login) only for mail from the address an administrator approved for them."""
+        """The acting user's server from their preferences, for their personal mail."""
         self.ensure_one()
-        user = self._smtp_routing_acting_user().sudo()
+        return self._smtp_routing_own_server_of(
+            self._smtp_routing_acting_user(), self._smtp_routing_purpose(), self.email_from
+        )
+
+    @api.model
+    def _smtp_routing_own_server_of(self, user, purpose, email_from):
+        """A fact for the planner: ``user``'s server from their preferences, for their personal mail; a
+        personal server (their own login) only for mail from the address an administrator approved for them.
+        Used by the queue and by *Which Server?*."""
+        user = user.sudo()
         server = user.smtp_routing_server_id
-        if not server or user.share or self._smtp_routing_purpose() != "personal":
+        if not server or user.share or purpose != "personal":
             return self.env["ir.mail_server"]
         if server.smtp_routing_owner_id:
             approved = send_as.normalize(user.smtp_routing_approved_email)
-            if server.smtp_routing_owner_id != user or not approved or send_as.normalize(self.email_from) != approved:
+            if server.smtp_routing_owner_id != user or not approved or send_as.normalize(email_from) != approved:
                 return self.env["ir.mail_server"]
         return server
 
@@ -148,25 +181,32 @@ class MailMail(models.Model):
         self.ensure_one()
         return self.record_company_id or self._smtp_routing_author_user().company_id or self.env.company
 
-    def _smtp_routing_facts(self):
+    def _smtp_routing_facts(self, lang=True):
+        """The facts the planner decides on (``lang=False``: no route looks at the language, skip it)."""
         self.ensure_one()
         user = self._smtp_routing_acting_user().sudo()
         forced_by = "template or composer" if self.smtp_routing_route_id else ""
-        return routing.MailFacts(
+        return planning.MailFacts(
             purpose=self._smtp_routing_purpose(),
             email_from=email_normalize(self.email_from or "") or "",
-            lang=self._smtp_routing_lang(),
+            lang=self._smtp_routing_lang() if lang else None,
             company_id=self._smtp_routing_company().id,
             model=self.model or None,
             forced_route_id=self.smtp_routing_route_id.id or None,
             forced_by=forced_by,
             author_server_id=self._smtp_routing_own_server().id or None,
             author_email=send_as.normalize(user.smtp_routing_approved_email) or None,
+            acting_user_id=user.id or None,
         )
 
     @api.model
     def _smtp_routing_send_as_problem(self, user, email_from, alias_domain=False, server=None):
         """None when ``user`` may send as ``email_from`` (through ``server``, when named), else what to do."""
+        return self._smtp_routing_send_as_verdict(user, email_from, server=server)[1]
+
+    @api.model
+    def _smtp_routing_send_as_verdict(self, user, email_from, server=None):
+        """(verdict, None or what to do): the verdict names the servers a limited permission allows."""
         judge = Judge(self.env)
         verdict = send_as.check_from(
             judge.actor(user),
@@ -176,7 +216,7 @@ class MailMail(models.Model):
             server_id=server.id if server else None,
             is_claimed=judge.is_claimed(user) if user else None,
         )
-        return None if verdict.allowed else judge.refusal(user, verdict)
+        return verdict, None if verdict.allowed else judge.refusal(user, verdict)
 
     def write(self, vals):
         if vals.get("state") == "outgoing" and "smtp_routing_progress" not in vals:

@@ -3,7 +3,7 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import email_domain_extract
 
-from ..tools import dns_checks, netpolicy, readiness, routing
+from ..tools import dns_checks, netpolicy, planning, readiness
 
 PURPOSE_SELECTION = [
     ("transactional", "Transactional / system notification"),
@@ -68,7 +68,7 @@ class SmtpRoutingRoute(models.Model):
 
     def _smtp_routing_spec(self):
         self.ensure_one()
-        return routing.Route(
+        return planning.Route(
             id=self.id,
             name=self.name,
             sequence=self.sequence,

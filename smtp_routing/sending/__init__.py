@@ -6,6 +6,10 @@
 - :mod:`.transport`: the pieces under each SMTP session (time-out, TLS, pinned addresses, redacted debug
   output), put in place by :func:`.transport.install`.
 
-The decisions the engine acts on are plain functions in ``smtp_routing.tools`` (routing, limits, Send-As,
-error classification); the engine reads facts from the database, asks them, acts, and records.
+- :mod:`.explain`: the planner's reason codes in words, in the reader's language (*Which Server?*, a
+  mail's stored routing).
+
+The decisions the engine acts on are plain functions in ``smtp_routing.tools`` (``planning`` for routing,
+limits, Send-As, error classification); the engine reads facts from the database, asks them, acts, and
+records.
 """

@@ -68,7 +68,7 @@ from ..models.smtp_routing_send_as import Judge
 from ..models.smtp_routing_server_state import DB_NOW_SQL, db_now
 from ..tools import lanes as lanes_tool
 from ..tools import limits as limits_tool
-from ..tools import pipelining, routing
+from ..tools import pipelining, planning
 from ..tools.addresses import split_addresses
 from ..tools.smtp_errors import Outcome, classified, classify_reply, refused_recipients
 
@@ -147,7 +147,7 @@ class Group:
     candidates: list  # ir.mail_server records in order (False: Odoo's command-line server)
     mail_ids: list
     smtp_froms: dict = field(default_factory=dict)  # server id -> envelope sender through that server
-    explanation: str = ""
+    plan: planning.Plan | None = None  # tools.planning's decision for (the first of) these mails
 
     def smtp_from_for(self, server):
         return self.smtp_froms.get(server.id if server else False, self.smtp_from)
@@ -267,7 +267,10 @@ class QueueRun:
         self.State = self.env["smtp_routing.server.state"].sudo()
         self.cooling = {}  # server id -> until: health known to this run (fresher than our snapshot)
         self.failing = set()  # servers whose failure counter must be reset by a success
-        self.explanations = {}  # mail id -> how it was routed
+        # mail id -> how it was routed: {"plan": the planner's codes, "notes": [[code, params]]}, stored on the
+        # mail and rendered in its reader's language (sending/explain.py); mails of one plan share the dict
+        self.explanations = {}
+        self.stored_plans = {}
         self.judge = Judge(self.env)  # Send-As: facts read once per acting user for the run
         self.send_as = {}  # mail id -> Send-As verdict (a grant may name the servers that may carry it)
         self.results = Results()
@@ -417,16 +420,24 @@ class QueueRun:
         return self.env["ir.mail_server"].sudo().search([], order="sequence, id")
 
     def _plan(self, mails):
-        """Groups of mails sharing candidates: the routes' decision, or Odoo's choice plus failover."""
-        Route = self.env["smtp_routing.route"].sudo()
-        routes = Route.search([])
+        """Groups of mails that share a plan. The decision is tools.planning's; this gathers its facts:
+        the routes, the servers, Odoo's own pick for mails no route takes, the Send-As verdict, health."""
+        Server = self.env["ir.mail_server"].sudo()
         servers = self._all_servers()
-        route_groups, stock_ids = {}, []
-        if routes:
-            route_specs = [route._smtp_routing_spec() for route in routes]
-            server_specs = {server.id: server._smtp_routing_spec() for server in servers}
-            names = {server.id: server.name for server in servers}
-        own_ids = defaultdict(list)
+        routes = [route._smtp_routing_spec() for route in self.env["smtp_routing.route"].sudo().search([])]
+        specs = [server._smtp_routing_spec() for server in servers]
+        health = planning.Health(cooling={sid: fields.Datetime.to_string(until) for sid, until in self.cooling.items()})
+        plans = {}  # the same facts, the same plan: computed once
+
+        def plan_for(facts, allowed, odoo=None):
+            key = (facts, allowed, odoo)
+            if key not in plans:
+                plans[key] = planning.plan_mail(
+                    facts, routes, specs, Server._match_from_filter, odoo, send_as_server_ids=allowed, health=health
+                )
+            return plans[key]
+
+        groups, stock = {}, []
         for mail in mails:
             denied = self._access_problem(mail)
             if denied:
@@ -436,115 +447,59 @@ class QueueRun:
             if problem:
                 self._fail_send_as(mail, problem)
                 continue
-            if not routes:
-                own = self._own_server(mail)
-                if own:
-                    own_ids[own].append(mail.id)
-                else:
-                    stock_ids.append(mail.id)
-                continue
-            decision = routing.decide(
-                mail._smtp_routing_facts(),
-                route_specs,
-                server_specs,
-                self.env["ir.mail_server"]._match_from_filter,
-                cooling=self.cooling,
-            )
-            if decision.route_id is None:
-                stock_ids.append(mail.id)
+            facts = mail._smtp_routing_facts(lang=bool(routes))
+            if planning.match_route(facts, routes)[0] is None:
+                stock.append((mail, facts))
                 continue
             emails_from = email_split_and_format(mail.email_from)
             email_from = emails_from[0] if emails_from else mail.email_from
-            alias_domain_id = mail.record_alias_domain_id.id
-            key = (alias_domain_id, email_from, tuple(decision.server_ids), decision.route_reason)
-            if key not in route_groups:
-                route_groups[key] = self._route_group(alias_domain_id, email_from, decision, names)
-            route_groups[key].mail_ids.append(mail.id)
-        groups = list(route_groups.values())
-        if stock_ids:
-            groups += self._stock_groups(self.Mail.browse(stock_ids), servers)
-        for own, mail_ids in own_ids.items():
-            for group in self._stock_groups(self.Mail.browse(mail_ids), servers):
-                group.smtp_froms[own.id] = self._smtp_from_through(group.alias_domain_id, group.smtp_from, own)
-                group.candidates = [own] + [server for server in group.candidates if server != own]
-                group.explanation = self.env._(
-                    "Personal mail: the author's own server first (preferences). %(rest)s", rest=group.explanation
-                )
-                groups.append(group)
-        for group in groups:
-            self._apply_send_as_restriction(group)
-        for group in groups:
-            for mail_id in group.mail_ids:
-                self.explanations[mail_id] = group.explanation
-        return groups
+            plan = plan_for(facts, self._send_as_servers(mail))
+            self._add_to_group(groups, mail, plan, mail.record_alias_domain_id.id, email_from, every_server=True)
+        if stock:
+            by_id = dict(stock)
+            Mail = self.Mail.browse([mail.id for mail, _facts in stock])
+            for server_id, alias_domain_id, smtp_from, batch_ids in Mail._split_by_mail_configuration():
+                named = Server.browse(server_id) if server_id and server_id not in servers.ids else None
+                odoo = planning.OdooChoice(server_id or None, smtp_from, named._smtp_routing_spec() if named else None)
+                for mail in self.Mail.browse(batch_ids):
+                    allowed = self._send_as_servers(mail)
+                    plan = plan_for(by_id[mail], allowed, odoo)
+                    self._add_to_group(groups, mail, plan, alias_domain_id, smtp_from, every_server=allowed is not None)
+        return list(groups.values())
+
+    def _add_to_group(self, groups, mail, plan, alias_domain_id, smtp_from, every_server):
+        """Mails with the same plan and envelope sender travel together; the envelope sender through each
+        server is Odoo's (From filter rules): for every server of a route, for the own and Send-As servers."""
+        if id(plan) not in self.stored_plans:
+            self.stored_plans[id(plan)] = {"plan": plan.to_json(), "notes": []}
+        self.explanations[mail.id] = self.stored_plans[id(plan)]
+        key = (alias_domain_id, smtp_from, tuple((line.server_id, line.code) for line in plan.candidates))
+        if key not in groups:
+            Server = self.env["ir.mail_server"].sudo()
+            candidates = [Server.browse(line.server_id) if line.server_id else False for line in plan.candidates]
+            smtp_froms = {
+                line.server_id: self._smtp_from_through(alias_domain_id, smtp_from, Server.browse(line.server_id))
+                for line in plan.candidates
+                if line.server_id and (every_server or line.code in (planning.OWN_SERVER, planning.SEND_AS_SERVER))
+            }
+            groups[key] = Group(alias_domain_id, smtp_from, candidates, [], smtp_froms, plan=plan)
+        groups[key].mail_ids.append(mail.id)
 
     def _smtp_from_through(self, alias_domain_id, email_from, server):
         """The envelope sender Odoo would use for ``email_from`` through ``server`` (From filter rules)."""
         return self._sender_env(alias_domain_id).sudo()._find_mail_server(email_from, mail_servers=server)[1]
 
-    def _route_group(self, alias_domain_id, email_from, decision, names):
-        candidates = self.env["ir.mail_server"].sudo().browse(decision.server_ids)
-        smtp_froms = {server.id: self._smtp_from_through(alias_domain_id, email_from, server) for server in candidates}
-        return Group(alias_domain_id, email_from, list(candidates), [], smtp_froms, routing.explain(decision, names))
+    def _send_as_servers(self, mail):
+        """The servers a Send-As permission limits this mail to (None: not limited)."""
+        verdict = self.send_as.get(mail.id)
+        if verdict is not None and verdict.code == "granted_through":
+            return frozenset(verdict.server_ids)
+        return None
 
-    def _stock_groups(self, mails, servers):
-        Server = self.env["ir.mail_server"].sudo()
-        groups = []
-        for server_id, alias_domain_id, smtp_from, batch_ids in mails._split_by_mail_configuration():
-            if not server_id:
-                candidates = [False]
-            else:
-                batch = self.Mail.browse(batch_ids)
-                primary = Server.browse(server_id)
-                # a user's personal server carries their own mail only: never a fallback, and the primary
-                # only when every mail of the batch was sent by its owner (checked: see _send_as_problem)
-                if primary.smtp_routing_owner_id and any(
-                    mail._smtp_routing_acting_user() != primary.smtp_routing_owner_id for mail in batch
-                ):
-                    primary = Server
-                fallbacks = [
-                    server
-                    for server in Server._smtp_routing_order(servers - primary)
-                    if not server.smtp_routing_owner_id and Server._match_from_filter(smtp_from, server.from_filter)
-                ]
-                # a company's servers never carry another company's mail
-                companies = {mail._smtp_routing_company().id for mail in batch}
-                candidates = [
-                    server
-                    for server in [*primary, *fallbacks]
-                    if not server.company_id or server.company_id.id in companies
-                ] or [False]
-            names = ", ".join(server.name for server in candidates if server) or self.env._("Odoo's command line")
-            explanation = self.env._(
-                "No route: Odoo's choice (priority, default server and From filter), then the servers that may "
-                "send as the same sender. Candidates: %(servers)s",
-                servers=names,
-            )
-            groups.append(Group(alias_domain_id, smtp_from, candidates, list(batch_ids), {}, explanation))
-        return groups
-
-    def _own_server(self, mail):
-        """The sender's own server (preferences), for their personal mail."""
-        return mail._smtp_routing_own_server().sudo() or None
-
-    def _apply_send_as_restriction(self, group):
-        """A Send-As grant limited to some servers: only those may carry the mails of this group."""
-        restricted = {}
-        for mail_id in group.mail_ids:
-            verdict = self.send_as.get(mail_id)
-            if verdict is not None and verdict.code == "granted_through":
-                restricted[mail_id] = self.env["ir.mail_server"].sudo().browse(sorted(verdict.server_ids))
-        if not restricted:
-            return
-        allowed = next(iter(restricted.values()))
-        kept = [server for server in group.candidates if server in allowed] or list(allowed.sudo())
-        for server in kept:
-            if server.id not in group.smtp_froms:
-                group.smtp_froms[server.id] = self._smtp_from_through(group.alias_domain_id, group.smtp_from, server)
-        group.candidates = kept
-        group.explanation += "\n" + self.env._(
-            "Send-As permission limited to: %(servers)s", servers=", ".join(s.name for s in kept)
-        )
+    def _explained(self, mail_id, code, **params):
+        """The mail's stored routing with one more note of what happened (a new dict: plans are shared)."""
+        stored = self.explanations.get(mail_id) or {"plan": None, "notes": []}
+        return {**stored, "notes": [*stored["notes"], [code, params]]}
 
     def _send_as_problem(self, mail):
         """None, or the refusal: the From, and any server, route or company the sender forced, are judged
@@ -583,7 +538,7 @@ class QueueRun:
     def _fail_send_as(self, mail, problem):
         reason = self._reason(Outcome("send_as_denied", text=problem))
         self.results.failed[mail.id] = (False, reason, "mail_from_invalid", [], "mail_from_invalid")
-        self.explanations[mail.id] = self.env._("Refused before sending: Send-As denied.")
+        self.explanations[mail.id] = {"plan": None, "notes": [["send_as_refused", {}]]}
         self.first_error = self.first_error or reason
         self.env["smtp_routing.delivery.log"]._smtp_routing_record(
             stage="policy",
@@ -1125,8 +1080,7 @@ class QueueRun:
                 failure_type = failure_type or "mail_email_invalid"
             refused = [reason for key, reason in progress["failed"].items() if not key.startswith("p")]
             if refused:  # addresses without a partner have no notification: say it on the mail
-                note = self.env._("Refused recipients: %(refused)s", refused="; ".join(refused))
-                self.explanations[mail.id] = f"{self.explanations.get(mail.id, '')}\n{note}".strip()
+                self.explanations[mail.id] = self._explained(mail.id, "refused_recipients", refused="; ".join(refused))
             self.results.sent[mail.id] = (server_id, message_id or mail.message_id, pids, failure_type)
         else:  # no valid recipient at all: as stock Odoo, the type goes to notifications only
             reason = self.env._(
@@ -1454,9 +1408,8 @@ class QueueRun:
             Mail.browse(mail_id).smtp_routing_progress = progress
         by_server = defaultdict(list)
         for mail_id, (server_id, _message_id, _pids, _ftype) in sent.items():
-            by_server[(server_id, self.explanations.get(mail_id, ""))].append(mail_id)
-        for (server_id, explanation), mail_ids in by_server.items():
-            through = self.env._("Sent through %(server)s.", server=names.get(server_id, "-"))
+            by_server[(server_id, id(self.explanations.get(mail_id)))].append(mail_id)
+        for (server_id, _explanation), mail_ids in by_server.items():
             Mail.browse(mail_ids).write(
                 {
                     "state": "sent",
@@ -1465,7 +1418,7 @@ class QueueRun:
                     "smtp_routing_lease_pid": False,
                     "smtp_routing_server_id": server_id,
                     "smtp_routing_deferred_reason": False,
-                    "smtp_routing_explanation": f"{explanation}\n{through}".strip(),
+                    "smtp_routing_plan": self._explained(mail_ids[0], "sent_through", server=names.get(server_id, "-")),
                 }
             )
             done_ids += mail_ids
@@ -1495,7 +1448,7 @@ class QueueRun:
                     "smtp_routing_lease_until": False,
                     "smtp_routing_lease_pid": False,
                     "smtp_routing_server_id": server_id,
-                    "smtp_routing_explanation": self.explanations.get(mail_id, False),
+                    "smtp_routing_plan": self.explanations.get(mail_id, False),
                 }
             )
             notification_reason = reason if mail_failure_type else False
@@ -1532,7 +1485,9 @@ class QueueRun:
                     "smtp_routing_lease_pid": False,
                     "smtp_routing_server_id": server_id,
                     "smtp_routing_deferred_reason": deferred,
-                    "smtp_routing_explanation": f"{self.explanations.get(mail_id, '')}\n{deferred}".strip(),
+                    "smtp_routing_plan": self._explained(
+                        mail_id, "deferred", slot=fields.Datetime.to_string(slot), reason=reason
+                    ),
                 }
             )
         self._wake_cron(min(slot for _server_id, slot, _reason in waiting.values()))
@@ -1580,16 +1535,22 @@ class QueueRun:
         deferred = self.env._(
             "Deferred to %(slot)s UTC: %(reason)s", slot=fields.Datetime.to_string(slot), reason=reason
         )
-        self.Mail.browse(mail_ids).write(
-            {
-                "scheduled_date": slot,
-                "smtp_routing_lease_until": False,
-                "smtp_routing_lease_pid": False,
-                "smtp_routing_server_id": planned.id if planned else False,
-                "smtp_routing_deferred_reason": deferred,
-                "smtp_routing_explanation": f"{group.explanation}\n{deferred}".strip(),
-            }
-        )
+        by_plan = defaultdict(list)
+        for mail_id in mail_ids:
+            by_plan[id(self.explanations.get(mail_id))].append(mail_id)
+        for same_plan in by_plan.values():
+            self.Mail.browse(same_plan).write(
+                {
+                    "scheduled_date": slot,
+                    "smtp_routing_lease_until": False,
+                    "smtp_routing_lease_pid": False,
+                    "smtp_routing_server_id": planned.id if planned else False,
+                    "smtp_routing_deferred_reason": deferred,
+                    "smtp_routing_plan": self._explained(
+                        same_plan[0], "deferred", slot=fields.Datetime.to_string(slot), reason=reason
+                    ),
+                }
+            )
         self._wake_cron(slot)
         if not modules.module.current_test:
             _logger.info("smtp_routing: deferred %s mail(s) to %s: %s", len(mail_ids), slot, reason)

@@ -1,9 +1,12 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """Routing by purpose, language, template and user, with Send-As: each path proven by the server that receives."""
 
+import importlib.util
+from pathlib import Path
+
 from odoo import Command
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tests import new_test_user, tagged
+from odoo.tests import Form, new_test_user, tagged
 
 from .common import LiveSmtpCase
 
@@ -116,7 +119,7 @@ class TestRouting(LiveSmtpCase):
         )
         mail.send()
         self.assertEqual(self._received_by(), {"transactional": ["en@client.example"]})
-        self.assertIn("default route 'Everything else'", mail.smtp_routing_explanation)
+        self.assertIn("Route Everything else, the default route", mail.smtp_routing_explanation)
         self.assertIn("Sent through transactional server", mail.smtp_routing_explanation)
 
     def test_template_route_wins_email_other(self):
@@ -301,19 +304,179 @@ class TestRouting(LiveSmtpCase):
                 "partner_id": self.client_en.id,
             }
         )
-        lines = wizard.result.splitlines()
-        self.assertEqual(lines[0], "Would go through transactional server.", "the verdict first")
-        self.assertIn("Route Consultants, because the kind of mail is Personal", wizard.result)
-        self.assertIn("1. personal server: first server of the route", lines)
-        self.assertIn("2. transactional server: stand-in number 1, if the ones above fail", lines)
-        self.assertIn("Not now: personal server - paused after a failure until", wizard.result)
-        self.assertIn("Ana Consultant may send as ana@practice.example.", lines)
+        self.assertEqual(wizard.verdict, "Would go through transactional server.", "the verdict first")
+        self.assertIn("Route Consultants, because the kind of mail is Personal", wizard.why)
+        self.assertIn("Ana Consultant may send as ana@practice.example.", wizard.why)
+        lines = [(line.name, line.usable, line.status, line.reason) for line in wizard.line_ids]
+        self.assertEqual(lines[0][:3], ("personal server", False, "cooling"))
+        self.assertIn("first server of the route - paused after a failure until", lines[0][3])
+        self.assertEqual(
+            lines[1], ("transactional server", True, "candidate", "stand-in number 1, if the ones above fail")
+        )
         wizard.partner_id = self.client_es
-        self.assertIn("Route Spanish clients, because the recipient reads Spanish", wizard.result)
-        self.assertNotIn("es_ES", wizard.result)
+        self.assertIn("Route Spanish clients, because the recipient reads Spanish", wizard.why)
+        self.assertNotIn("es_ES", wizard.why)
         wizard.email_from = "boss@practice.example"
-        self.assertTrue(wizard.result.startswith("Would be refused: "), wizard.result)
-        self.assertNotIn("does not cover the From", wizard.result)
+        self.assertTrue(wizard.verdict.startswith("Would be refused: "), wizard.verdict)
+        self.assertFalse(wizard.line_ids.filtered("usable"), "a refused mail goes through no server")
+        self.assertNotIn("does not cover the From", wizard.why)
+
+    # -- Which Server? says what the queue does ---------------------------------------------------------------
+    def _which_server(self, **values):
+        """The server of the first usable line of *Which Server?* for the consultant's mail."""
+        wizard = self.env["smtp_routing.route.explain"].create(
+            {
+                "email_from": "ana@practice.example",
+                "author_id": self.consultant.id,
+                "purpose": "personal",
+                "partner_id": self.client_en.id,
+                **values,
+            }
+        )
+        return wizard.line_ids.filtered("usable")[:1].server_id
+
+    def _carried_by(self, partner, servers, **kwargs):
+        """The server whose loopback sink received the consultant's mail to ``partner``."""
+        sinks = {**self.sinks, **{server: sink for server, sink in servers.items()}}
+        for sink in sinks.values():
+            sink.clear()
+        self._post_as(self.consultant, partner, **kwargs)
+        received = [key for key, sink in sinks.items() if sink.messages]
+        self.assertEqual(len(received), 1, received)
+        key = received[0]
+        return self.servers[key] if key in self.servers else key
+
+    def test_which_server_first_usable_line_is_the_server_that_carries_the_mail(self):
+        """Issue 15: for each set of facts, the first usable line is where the queue then sends the mail."""
+        own_sink = self.start_smtp_server()
+        own = self.create_mail_server(
+            own_sink, name="Ana's mailbox", from_filter="ana@practice.example", smtp_routing_user_selectable=True
+        )
+        extra = {own: own_sink}
+        other_company = self.env["res.company"].create({"name": "Other practice"})
+        cases = [
+            ("route by purpose", lambda: None, {}, {}),
+            ("route by language", lambda: None, {"partner_id": self.client_es.id}, {"partner": self.client_es}),
+            (
+                "cooling primary",
+                lambda: self.env["smtp_routing.server.state"]._smtp_routing_failed(self.servers["personal"], "timeout"),
+                {},
+                {},
+            ),
+            (
+                "the user's own server",
+                lambda: self.consultant.with_user(self.consultant).write({"smtp_routing_server_id": own.id}),
+                {},
+                {},
+            ),
+            (
+                "other company's primary",
+                lambda: self.servers["personal"].write({"company_id": other_company.id}),
+                {},
+                {},
+            ),
+            (
+                "Send-As limited to one server",
+                lambda: self.env["smtp_routing.send_as"].create(
+                    {
+                        "address": "support@practice.example",
+                        "user_ids": [Command.link(self.consultant.id)],
+                        "server_id": self.servers["bulk"].id,
+                    }
+                ),
+                {"email_from": "support@practice.example"},
+                {"email_from": "Support <support@practice.example>", "author_id": self.consultant.partner_id.id},
+            ),
+            ("no route", lambda: self.env["smtp_routing.route"].search([]).unlink(), {}, {}),
+            (
+                "no route, other company's pick",
+                lambda: (
+                    self.env["smtp_routing.route"].search([]).unlink(),
+                    self.servers["personal"].write({"company_id": other_company.id}),
+                ),
+                {},
+                {},
+            ),
+        ]
+        expected = {
+            "route by purpose": self.servers["personal"],
+            "route by language": self.servers["spanish"],
+            "cooling primary": self.servers["transactional"],
+            "the user's own server": own,
+            "other company's primary": self.servers["transactional"],
+            "Send-As limited to one server": self.servers["bulk"],
+            "no route": own,  # Odoo's pick: its From filter names ana@practice.example exactly
+        }
+        self.env.flush_all()
+        for name, arrange, wizard_values, post in cases:
+            with self.subTest(name), self.env.cr.savepoint(flush=False) as savepoint:
+                arrange()
+                answer = self._which_server(**wizard_values)
+                partner = post.pop("partner", self.client_en)
+                carried = self._carried_by(partner, extra, **post)
+                self.assertEqual(answer, carried, name)
+                if name in expected:
+                    self.assertEqual(carried, expected[name], name)
+                self.env.flush_all()
+                savepoint.rollback()
+                self.env.invalidate_all()
+
+    def test_which_server_form_shows_the_verdict_and_lines_before_saving(self):
+        """As the web client opens it: a new record, answered by onchange, lines and all."""
+        with Form(self.env["smtp_routing.route.explain"]) as wizard:
+            wizard.email_from = "ana@practice.example"
+            wizard.author_id = self.consultant
+            wizard.purpose = "personal"
+            self.assertEqual(wizard.verdict, "Would go through personal server.")
+            self.assertEqual(len(wizard.line_ids), 2)
+            line = wizard.line_ids._records[0]  # read-only lines: as the list shows them
+            self.assertEqual((line["name"], line["usable"], line["status"]), ("personal server", True, "candidate"))
+
+    def test_which_server_lines_and_stored_routing_in_the_readers_language(self):
+        """Issue 19: the lines and a mail's stored routing render in the reader's language, not the sender's."""
+        self.env["ir.module.module"]._load_module_terms(["smtp_routing"], ["es_ES"], overwrite=True)
+        wizard = (
+            self.env["smtp_routing.route.explain"]
+            .with_context(lang="es_ES")
+            .create({"email_from": "ana@practice.example", "author_id": self.consultant.id, "purpose": "personal"})
+        )
+        self.assertEqual(wizard.verdict, "Saldría por personal server.")
+        self.assertEqual(wizard.line_ids[0].reason, "primer servidor de la ruta")
+        self.assertEqual(wizard.line_ids[1].reason, "suplente número 1, si fallan los anteriores")
+        self.assertEqual(self.consultant.lang, "en_US")
+        self._post_as(self.consultant, self.client_en)
+        mail = self.env["mail.mail"].search([("author_id", "=", self.consultant.partner_id.id)], limit=1)
+        self.assertTrue(mail.smtp_routing_plan, "codes are stored, not text")
+        english = mail.with_context(lang="en_US").smtp_routing_explanation
+        self.assertIn("1. personal server: first server of the route", english)
+        self.assertIn("Sent through personal server.", english)
+        reader = new_test_user(self.env, login="lector", groups="base.group_system", lang="es_ES")
+        spanish = mail.with_user(reader).with_context(lang=reader.lang).smtp_routing_explanation
+        self.assertIn("1. personal server: primer servidor de la ruta", spanish)
+        self.assertIn("Enviado a través de personal server.", spanish)
+        # a mail routed before plans were stored as codes keeps its text
+        mail.write({"smtp_routing_plan": False, "smtp_routing_explanation_text": "Old text"})
+        self.assertEqual(mail.smtp_routing_explanation, "Old text")
+
+    def test_upgrade_keeps_the_routing_text_of_older_mails(self):
+        """The pre-migration moves the old text column to smtp_routing_explanation_text (real PostgreSQL DDL)."""
+        path = Path(__file__).parents[1] / "migrations" / "18.0.0.1.1" / "pre-migrate.py"
+        spec = importlib.util.spec_from_file_location("smtp_routing_pre_migrate", path)
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        mail = self.env["mail.mail"].create({"email_to": "x@client.example", "subject": "old", "body_html": "<p/>"})
+        mail.smtp_routing_explanation_text = "Routed by an older version"
+        self.env.flush_all()
+        cr = self.env.cr
+        with cr.savepoint(flush=False):
+            # the schema as an older version left it
+            cr.execute("ALTER TABLE mail_mail RENAME COLUMN smtp_routing_explanation_text TO smtp_routing_explanation")
+            migration.migrate(cr, "18.0.0.1.0")
+            cr.execute("SELECT smtp_routing_explanation_text FROM mail_mail WHERE id = %s", [mail.id])
+            self.assertEqual(cr.fetchone()[0], "Routed by an older version")
+            migration.migrate(cr, "18.0.0.1.0")  # twice: nothing to do
+        self.env.invalidate_all()
+        self.assertEqual(mail.smtp_routing_explanation, "Routed by an older version")
 
     def test_failover_follows_the_route_order(self):
         self.sinks["personal"].add_fault("CONNECT", action="drop")

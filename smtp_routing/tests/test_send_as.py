@@ -416,9 +416,9 @@ class TestSendAsWalkArounds(SendAsCommon, LiveSmtpCase):
         wizard = self.env["smtp_routing.route.explain"].create(
             {"email_from": "ceo@practice.example, ana@practice.example", "author_id": self.ana.id}
         )
-        self.assertTrue(wizard.result.startswith("Would be refused: Ana Consultant may send from one address only"))
+        self.assertTrue(wizard.verdict.startswith("Would be refused: Ana Consultant may send from one address only"))
         wizard.email_from = "ana@practice.example"
-        self.assertIn("Ana Consultant may send as ana@practice.example.", wizard.result)
+        self.assertIn("Ana Consultant may send as ana@practice.example.", wizard.why)
 
 
 @tagged("post_install", "-at_install", "smtp_routing", "smtp_live")
