@@ -319,7 +319,8 @@ class QueueRun:
         claimed = []
         for attempt in range(CLAIM_RETRIES):
             if self.auto_commit:
-                cr.commit()  # a fresh snapshot: leases committed by others are visible
+                # a fresh snapshot, so leases committed by other workers are visible (queue runs only: auto_commit)
+                cr.commit()  # pylint: disable=invalid-commit
             try:
                 cr.execute(
                     "SELECT id FROM mail_mail m WHERE id IN %s AND state = 'outgoing' "  # noqa: S608 - constant
@@ -341,7 +342,8 @@ class QueueRun:
                         self._wake_cron(cr.fetchone()[0])  # if we die, the cron takes our mails when the lease ends
                 self._wake_for_other_claims(ids, claimed)
                 if self.auto_commit:
-                    cr.commit()
+                    # the claim must be visible to other workers before we send anything: that is what makes it one
+                    cr.commit()  # pylint: disable=invalid-commit
                 break
             except pg_errors.SerializationFailure:
                 if not self.auto_commit or attempt == CLAIM_RETRIES - 1:
@@ -396,11 +398,13 @@ class QueueRun:
         cr = self.env.cr
         if self.auto_commit:
             try:
-                cr.commit()
+                # the lease extension is its own short transaction: it must reach other workers now, not at the
+                # end of the chunk (they take over a claim whose lease ended); queue runs only (auto_commit)
+                cr.commit()  # pylint: disable=invalid-commit
                 cr.execute("SET LOCAL lock_timeout = '2s'")
                 cr.execute(query, [self.lease, ids, self.pid])
                 kept = {row[0] for row in cr.fetchall()}
-                cr.commit()
+                cr.commit()  # pylint: disable=invalid-commit
             except (pg_errors.SerializationFailure, pg_errors.LockNotAvailable):
                 cr.rollback()
                 return  # someone is claiming right now: check again at the next send
@@ -1468,7 +1472,9 @@ class QueueRun:
         if self.auto_commit:
             if self.post_send_callback and done_ids:
                 self.post_send_callback(done_ids)
-            self.env.cr.commit()
+            # as stock mail.mail._send with auto_commit: what was sent is recorded before the next chunk goes, so a
+            # crash later never sends it again
+            self.env.cr.commit()  # pylint: disable=invalid-commit
 
     def _write_waiting(self, waiting):
         """Mails whose remaining recipients wait for their retry: when, and why."""

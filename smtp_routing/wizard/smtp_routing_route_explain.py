@@ -18,10 +18,8 @@ class SmtpRoutingRouteExplain(models.TransientModel):
     lang = fields.Selection(
         selection="_lang_selection", string="Recipient Language", help="Empty: the recipient's language."
     )
-    template_id = fields.Many2one("mail.template", string="Template")
-    author_id = fields.Many2one(
-        "res.users", string="Author", default=lambda self: self.env.user, domain=[("share", "=", False)]
-    )
+    template_id = fields.Many2one("mail.template")
+    author_id = fields.Many2one("res.users", default=lambda self: self.env.user, domain=[("share", "=", False)])
     purpose = fields.Selection(PURPOSE_SELECTION, default="personal", required=True)
     model_id = fields.Many2one("ir.model", string="Source Document")
     company_id = fields.Many2one("res.company", default=lambda self: self.env.company, required=True)
@@ -141,7 +139,7 @@ class SmtpRoutingRouteExplainLine(models.TransientModel):
 
     wizard_id = fields.Many2one("smtp_routing.route.explain", required=True, ondelete="cascade")
     sequence = fields.Integer(string="#")
-    server_id = fields.Many2one("ir.mail_server", string="Server", help="Empty: Odoo's command-line settings.")
+    server_id = fields.Many2one("ir.mail_server", help="Empty: Odoo's command-line settings.")
     name = fields.Char(string="Server Name")
     usable = fields.Boolean(help="The queue would send through it now (the first usable line carries the mail).")
     status = fields.Selection(
