@@ -90,20 +90,19 @@ class SmtpRoutingServerState(models.Model):
             [server_id],
         )
         env.cr.execute(
-            f"SELECT {', '.join(STATE_FIELDS)}, cooldown_until, failures "  # noqa: S608 - constant column names
-            "FROM smtp_routing_server_state WHERE server_id = %s FOR UPDATE",
-            [server_id],
+            SQL(
+                "SELECT %s, cooldown_until, failures FROM smtp_routing_server_state WHERE server_id = %s FOR UPDATE",
+                SQL(", ").join(SQL.identifier(name) for name in STATE_FIELDS),
+                server_id,
+            )
         )
         row = env.cr.dictfetchone()
         return row
 
     @api.model
     def _smtp_routing_write(self, env, server_id, values):
-        columns = ", ".join(f"{name} = %s" for name in values)
-        env.cr.execute(
-            f"UPDATE smtp_routing_server_state SET {columns} WHERE server_id = %s",  # noqa: S608 - our own names
-            [*values.values(), server_id],
-        )
+        columns = SQL(", ").join(SQL("%s = %s", SQL.identifier(name), value) for name, value in values.items())
+        env.cr.execute(SQL("UPDATE smtp_routing_server_state SET %s WHERE server_id = %s", columns, server_id))
 
     # -- limits -----------------------------------------------------------------------------
     @api.model
@@ -191,9 +190,12 @@ class SmtpRoutingServerState(models.Model):
             return {}
         self.flush_model()
         self.env.cr.execute(
-            f"SELECT server_id, {', '.join(STATE_FIELDS)}, cooldown_until, failures, last_failure_category "  # noqa: S608
-            "FROM smtp_routing_server_state WHERE server_id IN %s",
-            [tuple(servers.ids)],
+            SQL(
+                "SELECT server_id, %s, cooldown_until, failures, last_failure_category "
+                "FROM smtp_routing_server_state WHERE server_id IN %s",
+                SQL(", ").join(SQL.identifier(name) for name in STATE_FIELDS),
+                tuple(servers.ids),
+            )
         )
         return {row["server_id"]: row for row in self.env.cr.dictfetchall()}
 
