@@ -22,7 +22,7 @@ from odoo.tools.misc import format_datetime
 
 from ..sending.transport import checked_xoauth2, make_quit_safe, per_server_connection, verifying_context
 from ..tools import dkim as dkim_tool
-from ..tools import dns_checks, hostport, netpolicy, presets, secrets
+from ..tools import dns_checks, hostport, netpolicy, pipelining, presets, secrets
 from ..tools import limits as limits_tool
 from ..tools import routing as routing_tool
 from ..tools.headers import RawHeader, keep_raw
@@ -1649,6 +1649,7 @@ class IrMailServer(models.Model):
         buffer = io.BytesIO()
         # the same generator smtplib.send_message() uses, so the signed bytes are the sent bytes
         email.generator.BytesGenerator(buffer).flatten(message, linesep="\r\n")
+        pipelining.remember_flattened(message, buffer.getvalue())  # sent as these bytes plus the signature
         value = dkim_tool.sign(buffer.getvalue(), domain, selector, pem)
         # written as is, folded only at its spaces: the email package would turn a long h= list into encoded words
         message["DKIM-Signature"] = RawHeader("DKIM-Signature", dkim_tool.foldable(value), max_line=78)
