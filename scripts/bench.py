@@ -24,7 +24,11 @@ work (``process_email_queue()`` until nothing is due), not Odoo's start-up.
    (smtp_routing.tools.pipelining) on one and on 4 connections: what any
    client could reach on this machine at each latency.
 
-Options: --mails N, --rounds N (throughput); --latency-ms 0,20,50 and
+The throughput table also gives the CPU time the Odoo process spent per mail
+(all its threads; the ratio is stock's over smtp_routing's): unlike msg/s, it
+hardly moves with the machine's load.
+
+Options: --mails N, --rounds N, --profile PREFIX (throughput); --latency-ms 0,20,50 and
 --latency-mails 500,300,100 (latency; --latency-ms none skips it);
 --skip-throughput, --skip-limited, --skip-physical; --physical-seconds S.
 """
@@ -61,16 +65,27 @@ Mail.create([{{"email_from": "office@practice.example", "email_to": "client%05d@
                "subject": "Bench %05d" % i, "body_html": "<p>Dear client,</p><p>Your appointment is confirmed.</p>",
                "auto_delete": False}} for i in range({mails})])
 env.cr.commit()
+profiler = None
+if {profile!r}:
+    import cProfile
+    profiler = cProfile.Profile()
+    profiler.enable()
+before = resource.getrusage(resource.RUSAGE_SELF)
 started = time.perf_counter()
 while Mail.search_count([("state", "=", "outgoing")]):
     Mail.process_email_queue(batch_size=1000)
     env.cr.commit()
 elapsed = time.perf_counter() - started
+after = resource.getrusage(resource.RUSAGE_SELF)
+if profiler:
+    profiler.disable()
+    profiler.dump_stats({profile!r})
+cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 sent = Mail.search_count([("state", "=", "sent")])
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rss = after.ru_maxrss
 Mail.search([]).unlink()
 env.cr.commit()
-print("BENCH " + json.dumps({{"sent": sent, "seconds": elapsed, "rss_kb": rss}}))
+print("BENCH " + json.dumps({{"sent": sent, "seconds": elapsed, "rss_kb": rss, "cpu_seconds": cpu}}))
 """
 
 LIMITED = """
@@ -206,6 +221,11 @@ def main():
     parser.add_argument("--latency-ms", default="0,20,50", help="round trips to measure, in ms (none: skip)")
     parser.add_argument("--latency-mails", default="", help="mails per round trip (default 500,300,100)")
     parser.add_argument("--physical-seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="path prefix: cProfile each throughput round into <prefix>-<database>-<round>.prof (slower)",
+    )
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-limited", action="store_true")
     parser.add_argument("--skip-physical", action="store_true")
@@ -235,7 +255,7 @@ def main():
         config = devenv.write_odoo_config(wd, odoo_path, cluster, log_level="warn")
         bench = Bench(Path(sys.executable), odoo_path, config, wd, sink, proxy)
         bench.install()
-        results = bench.throughput(args.mails, args.rounds) if not args.skip_throughput else None
+        results = bench.throughput(args.mails, args.rounds, args.profile) if not args.skip_throughput else None
         latency = bench.latency(latency_plan)
         rtts = sorted({rtt for rtt, _mails in latency_plan} | {0})
         physical = bench.physical(rtts, args.physical_seconds) if not args.skip_physical else []
@@ -273,10 +293,12 @@ class Bench:
     def point_at(self, db, port, extra="{}"):
         self.run(db, SETUP.format(port=port, extra=extra) + 'print("BENCH {}")')
 
-    def measure(self, db, mails, port):
-        """Point the database at ``port`` (the sink or the proxy), queue ``mails`` and time the queue."""
+    def measure(self, db, mails, port, profile=""):
+        """Point the database at ``port`` (the sink or the proxy), queue ``mails`` and time the queue
+        (``profile``: a file for cProfile's statistics of the queue work)."""
         self.sink.clear()
-        result = self.run(db, SETUP.format(port=port, extra="{}") + QUEUE_AND_SEND.format(mails=mails))
+        script = QUEUE_AND_SEND.format(mails=mails, profile=profile)
+        result = self.run(db, SETUP.format(port=port, extra="{}") + script)
         result["delivered"] = len(self.sink.messages)
         result["rate"] = result["sent"] / result["seconds"]
         result["mails"] = mails
@@ -302,13 +324,15 @@ class Bench:
                 cwd=self.workdir,
             )
 
-    def throughput(self, mails, rounds):
-        """Straight to the sink, rounds alternating stock / smtp_routing."""
+    def throughput(self, mails, rounds, profile=""):
+        """Straight to the sink, rounds alternating stock / smtp_routing (``profile``: a path prefix; each
+        round's cProfile statistics go to <prefix>-<database>-<round>.prof)."""
         results = {db: [] for db, _module in self.DATABASES}
         for round_number in range(1, rounds + 1):
             for db in results:
                 devenv.log(f"round {round_number}: {db}, {mails} mails...")
-                results[db].append(self.measure(db, mails, self.sink.port))
+                path = f"{os.path.abspath(profile)}-{db}-{round_number}.prof" if profile else ""
+                results[db].append(self.measure(db, mails, self.sink.port, path))
         return results
 
     def latency(self, plan):
@@ -366,6 +390,8 @@ def print_throughput(results):
         f"{'throughput (msg/s)':<28}{stock['rate']:>14.1f}{routing['rate']:>16.1f}"
         f"{routing['rate'] / stock['rate']:>8.2f}x"
     )
+    stock_cpu, routing_cpu = (1000 * r["cpu_seconds"] / max(r["sent"], 1) for r in (stock, routing))
+    print(f"{'CPU per mail (ms)':<28}{stock_cpu:>14.2f}{routing_cpu:>16.2f}{stock_cpu / max(routing_cpu, 1e-9):>8.2f}x")
     print(
         f"{'peak RSS of the process (MB)':<28}{stock['rss_kb'] / 1024:>14.0f}{routing['rss_kb'] / 1024:>16.0f}"
         f"{routing['rss_kb'] / stock['rss_kb']:>8.2f}x"

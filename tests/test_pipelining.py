@@ -5,6 +5,10 @@ smtp_errors classifies it the same way); each scenario runs smtplib first, then
 pipelining, against the same server and fault, and compares.
 """
 
+import copy
+import email.generator
+import email.policy
+import io
 import smtplib
 import socket
 import threading
@@ -16,6 +20,7 @@ import pytest
 from smtp_routing.testing.latency import LatencyProxy
 from smtp_routing.testing.smtpd import SmtpServer
 from smtp_routing.tools import pipelining
+from smtp_routing.tools.headers import RawHeader
 from smtp_routing.tools.smtp_errors import classify
 
 TIMEOUT = 5
@@ -373,3 +378,68 @@ def test_a_data_accepted_after_every_recipient_was_refused_is_ended_with_a_lone_
     scripted.thread.join(TIMEOUT)
     assert set(refused.value.recipients) == set(RECIPIENTS[:2])
     assert scripted.lines == [b"EHLO", b"MAIL", b"RCPT", b"RCPT", b"DATA", b".", b"RSET", b"QUIT"]
+
+
+# -- a signed message is flattened once ---------------------------------------------------------------
+def _signed_shape(bcc=False):
+    """Odoo's shape: SMTP policy, plain and HTML alternatives, an attachment, long and non-ASCII headers."""
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["Message-Id"] = "<signed-once@practice.example>"
+    msg["Subject"] = "Réunion du comité: " + "ordre du jour " * 8
+    msg["From"] = '"Office, Practice" <office@practice.example>'
+    msg["To"] = ", ".join(f"Client {index} <client{index}@clients.example>" for index in range(6))
+    if bcc:
+        msg["Bcc"] = "hidden@clients.example"
+    msg["MIME-Version"] = "1.0"
+    msg.add_alternative("Dear client,\n.\nYour appointment is confirmed.\n", subtype="plain", charset="utf-8")
+    msg.add_alternative("<p>Dear client,</p><p>Your appointment is confirmed.</p>", subtype="html", charset="utf-8")
+    msg.add_attachment(b"%PDF-1.4 " + bytes(range(256)) * 4, "application", "pdf", filename="invoice.pdf")
+    return msg
+
+
+def _sign_like_the_addon(msg):
+    """What ir.mail_server's DKIM signing does: flatten, remember those bytes, add the signature header."""
+    buffer = io.BytesIO()
+    email.generator.BytesGenerator(buffer).flatten(msg, linesep="\r\n")
+    pipelining.remember_flattened(msg, buffer.getvalue())
+    msg["DKIM-Signature"] = RawHeader("DKIM-Signature", "v=1; a=rsa-sha256; d=practice.example; s=s1; " * 4, 78)
+
+
+def _fresh_bytes(msg):
+    """The bytes smtplib.send_message would send (no Bcc), flattened from scratch."""
+    outgoing = copy.copy(msg)
+    del outgoing["Bcc"]
+    outgoing.__dict__.pop("smtp_routing_flattened", None)
+    buffer = io.BytesIO()
+    email.generator.BytesGenerator(buffer).flatten(outgoing, linesep="\r\n")
+    return buffer.getvalue()
+
+
+def test_a_signed_message_is_sent_as_its_signed_bytes_without_a_second_flattening(monkeypatch):
+    msg = _signed_shape()
+    _sign_like_the_addon(msg)
+    expected = _fresh_bytes(msg)
+    calls = []
+    original = email.generator.BytesGenerator.flatten
+    monkeypatch.setattr(
+        email.generator.BytesGenerator, "flatten", lambda self, *a, **k: calls.append(1) or original(self, *a, **k)
+    )
+    _from, _to, data, _options = pipelining.flatten(msg)
+    assert calls == []
+    assert data == expected
+    assert b"DKIM-Signature: v=1;" in data.split(b"\r\n\r\n", 1)[0]
+
+
+@pytest.mark.parametrize("change", ["replaced header", "removed header", "new payload", "bcc"])
+def test_a_message_changed_after_signing_is_flattened_again(change):
+    msg = _signed_shape(bcc=change == "bcc")
+    _sign_like_the_addon(msg)
+    if change == "replaced header":
+        msg.replace_header("Subject", "Another subject")
+    elif change == "removed header":
+        del msg["MIME-Version"]
+    elif change == "new payload":
+        msg.set_payload(list(msg.get_payload()))
+    _from, _to, data, _options = pipelining.flatten(msg)
+    assert data == _fresh_bytes(msg)
+    assert b"hidden@clients.example" not in data

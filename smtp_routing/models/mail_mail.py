@@ -155,12 +155,11 @@ class MailMail(models.Model):
             return self.smtp_routing_purpose
         if "mailing_id" in self._fields and self.mailing_id:
             return "bulk"
-        comment = self.env.ref("mail.mt_comment", raise_if_not_found=False)
-        if (
-            self.message_type == "comment"
-            and self._smtp_routing_writer()
-            and (not self.subtype_id or self.subtype_id == comment)
-        ):
+        if self.message_type != "comment":
+            return "transactional"
+        # the id from the cached xmlid table: env.ref() would query the subtype's existence for every mail
+        comment_id = self.env["ir.model.data"]._xmlid_to_res_id("mail.mt_comment", raise_if_not_found=False)
+        if self._smtp_routing_writer() and (not self.subtype_id or self.subtype_id.id == comment_id):
             return "personal"
         return "transactional"
 

@@ -8,7 +8,7 @@ from odoo import api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import email_domain_extract, email_normalize
 
-from ..tools import dkim
+from ..tools import dkim, pipelining
 from ..tools.headers import RawHeader
 from .access import require_admin
 from .smtp_routing_secret_mixin import ADMINS, secret_field
@@ -164,6 +164,7 @@ class SmtpRoutingDkimKey(models.Model):
         buffer = io.BytesIO()
         # the same generator smtplib.send_message() uses, so the signed bytes are the sent bytes
         email.generator.BytesGenerator(buffer).flatten(message, linesep="\r\n")
+        pipelining.remember_flattened(message, buffer.getvalue())  # sent as these bytes plus the signature
         value = dkim.sign(buffer.getvalue(), domain, selector, pem)
         # written as is, folded only at its spaces: the email package would turn a long h= list into encoded words
         message["DKIM-Signature"] = RawHeader("DKIM-Signature", dkim.foldable(value), max_line=78)

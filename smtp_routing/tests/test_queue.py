@@ -9,7 +9,7 @@ import psycopg2
 
 from odoo import fields
 from odoo.exceptions import ValidationError
-from odoo.tests import tagged
+from odoo.tests import new_test_user, tagged
 
 from ..models.smtp_routing_reservation import backend
 from ..sending.run import QueueRun
@@ -46,6 +46,28 @@ class TestQueue(LiveSmtpCase):
     def _triggers_at(self, when):
         cron = self.env.ref("mail.ir_cron_mail_scheduler_action")
         return self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id), ("call_at", "=", when)])
+
+    # -- per-mail cost ---------------------------------------------------------------------------
+    def test_purpose_costs_no_query_per_mail(self):
+        """The purpose of each mail (read for routing and for the unsubscribe headers of every queued mail)
+        is decided from the mail's own fields: no query per mail once they are loaded (issue 17)."""
+        writer = new_test_user(self.env, login="purpose_writer", groups="base.group_user")
+        comment = self.env.ref("mail.mt_comment")
+        transactional = self._mails(3)
+        personal = self.env["mail.mail"]
+        for index in range(3):
+            personal |= self.create_mail(
+                email_to=f"friend{index}@example.com",
+                message_type="comment",
+                subtype_id=comment.id,
+                author_id=writer.partner_id.id,
+            )
+        note = self.create_mail(message_type="comment", subtype_id=self.env.ref("mail.mt_note").id)
+        mails = transactional | personal | note
+        expected = ["transactional"] * 3 + ["personal"] * 3 + ["transactional"]
+        self.assertEqual([mail._smtp_routing_purpose() for mail in mails], expected)
+        with self.assertQueryCount(0):
+            self.assertEqual([mail._smtp_routing_purpose() for mail in mails], expected)
 
     # -- limits ---------------------------------------------------------------------------------
     def test_throttle_defers_the_rest_to_the_end_of_the_window(self):

@@ -144,14 +144,49 @@ def flatten(msg, from_addr=None, to_addrs=None, smtputf8=False):
                 "does not advertise the required SMTPUTF8 capability"
             )
         options = ("SMTPUTF8", "BODY=8BITMIME")
-    with io.BytesIO() as buffer:
-        if international:
-            generator = email.generator.BytesGenerator(buffer, policy=msg.policy.clone(utf8=True))
-        else:
-            generator = email.generator.BytesGenerator(buffer)
-        generator.flatten(outgoing, linesep=CRLF)
-        data = buffer.getvalue()
+    data = None if international else _flattened_before(outgoing)
+    if data is None:
+        with io.BytesIO() as buffer:
+            if international:
+                generator = email.generator.BytesGenerator(buffer, policy=msg.policy.clone(utf8=True))
+            else:
+                generator = email.generator.BytesGenerator(buffer)
+            generator.flatten(outgoing, linesep=CRLF)
+            data = buffer.getvalue()
     return from_addr, list(to_addrs), data, options
+
+
+def remember_flattened(msg, data):
+    """Keep the bytes ``msg`` flattens to now (``BytesGenerator`` with CRLF line ends, as :func:`flatten`
+    writes it): a DKIM signature is computed over exactly these bytes, and the message is sent with only
+    the signature added. :func:`flatten` then adds the headers written after this call to these bytes
+    instead of flattening the whole message a second time."""
+    msg.smtp_routing_flattened = (data, list(msg.raw_items()), msg.get_payload())
+
+
+def _flattened_before(msg):
+    """The bytes of ``msg`` from :func:`remember_flattened` plus the headers added since, or None when
+    the message changed otherwise (a header replaced or removed, another payload)."""
+    remembered = getattr(msg, "smtp_routing_flattened", None)
+    if remembered is None:
+        return None
+    data, headers, payload = remembered
+    current = list(msg.raw_items())
+    if (
+        msg.get_payload() is not payload
+        or len(current) < len(headers)
+        or any(
+            now_name != then_name or now_value is not then_value
+            for (now_name, now_value), (then_name, then_value) in zip(current, headers, strict=False)
+        )
+    ):
+        return None
+    end = data.find(b"\r\n\r\n")  # the blank line after the headers
+    if end < 0 or not headers:
+        return None
+    policy = msg.policy.clone(linesep=CRLF)
+    added = b"".join(policy.fold_binary(name, value) for name, value in current[len(headers) :])
+    return data[: end + 2] + added + data[end + 2 :]
 
 
 def sendmail(session, from_addr, to_addrs, msg, mail_options=(), rcpt_options=(), pipelining=True):
