@@ -30,11 +30,12 @@ _DEFAULTS = asdict(limits_tool.State())
 MIN_COOLDOWN_SECONDS = 5  # a cooldown of 0 would wake the queue every second: a retry storm
 # PostgreSQL's clock, in UTC without time zone as Odoo stores datetimes (clock_timestamp: not the transaction start).
 DB_NOW_SQL = "date_trunc('second', clock_timestamp() AT TIME ZONE 'UTC')"
+DB_NOW = SQL(DB_NOW_SQL)
 
 
 def db_now(cr):
     """The database server's current time (UTC, naive, whole seconds): the one clock every worker shares."""
-    cr.execute(SQL("SELECT %s", SQL(DB_NOW_SQL)))
+    cr.execute(SQL("SELECT %s", DB_NOW))
     return cr.fetchone()[0]
 
 

@@ -56,7 +56,7 @@ from psycopg2 import errors as pg_errors
 
 from odoo import SUPERUSER_ID, fields, modules
 from odoo.exceptions import AccessError
-from odoo.tools import exception_to_unicode, split_every
+from odoo.tools import SQL, exception_to_unicode, split_every
 from odoo.tools.mail import email_split_and_format
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
@@ -65,7 +65,7 @@ from ..models import params
 from ..models.ir_mail_server import MAIL_ID_CONTEXT, attempt_details
 from ..models.smtp_routing_reservation import backend
 from ..models.smtp_routing_send_as import Judge
-from ..models.smtp_routing_server_state import DB_NOW_SQL, db_now
+from ..models.smtp_routing_server_state import DB_NOW, db_now
 from ..tools import lanes as lanes_tool
 from ..tools import limits as limits_tool
 from ..tools import pipelining, planning
@@ -323,20 +323,28 @@ class QueueRun:
                 cr.commit()  # pylint: disable=invalid-commit
             try:
                 cr.execute(
-                    "SELECT id FROM mail_mail m WHERE id IN %s AND state = 'outgoing' "  # noqa: S608 - constant
-                    f"AND (smtp_routing_lease_until IS NULL OR smtp_routing_lease_until < {DB_NOW_SQL} "
-                    "  OR (smtp_routing_lease_pid IS NOT NULL AND NOT EXISTS ("
-                    "      SELECT 1 FROM pg_stat_activity a WHERE a.pid = m.smtp_routing_lease_pid))) "
-                    "ORDER BY id FOR UPDATE SKIP LOCKED",
-                    [ids],
+                    SQL(
+                        "SELECT id FROM mail_mail m WHERE id IN %s AND state = 'outgoing' "
+                        "AND (smtp_routing_lease_until IS NULL OR smtp_routing_lease_until < %s "
+                        "  OR (smtp_routing_lease_pid IS NOT NULL AND NOT EXISTS ("
+                        "      SELECT 1 FROM pg_stat_activity a WHERE a.pid = m.smtp_routing_lease_pid))) "
+                        "ORDER BY id FOR UPDATE SKIP LOCKED",
+                        ids,
+                        DB_NOW,
+                    )
                 )
                 claimed = [row[0] for row in cr.fetchall()]
                 self.pid, self.pid_started = backend(cr)
                 if claimed:
                     cr.execute(
-                        f"UPDATE mail_mail SET smtp_routing_lease_until = {DB_NOW_SQL} + %s * interval '1 second', "  # noqa: S608
-                        "smtp_routing_lease_pid = %s WHERE id IN %s RETURNING smtp_routing_lease_until",
-                        [self.lease, self.pid, tuple(claimed)],
+                        SQL(
+                            "UPDATE mail_mail SET smtp_routing_lease_until = %s + %s * interval '1 second', "
+                            "smtp_routing_lease_pid = %s WHERE id IN %s RETURNING smtp_routing_lease_until",
+                            DB_NOW,
+                            self.lease,
+                            self.pid,
+                            tuple(claimed),
+                        )
                     )
                     if self.auto_commit:
                         self._wake_cron(cr.fetchone()[0])  # if we die, the cron takes our mails when the lease ends
@@ -358,9 +366,13 @@ class QueueRun:
     def _wake_for_other_claims(self, ids, claimed):
         """Mails asked for but held by a live worker: wake the cron when the first of those claims ends."""
         self.env.cr.execute(
-            "SELECT min(smtp_routing_lease_until) FROM mail_mail WHERE id IN %s AND state = 'outgoing' "  # noqa: S608
-            f"AND smtp_routing_lease_until >= {DB_NOW_SQL} AND NOT (id = ANY(%s::int[]))",
-            [ids, list(claimed)],
+            SQL(
+                "SELECT min(smtp_routing_lease_until) FROM mail_mail WHERE id IN %s AND state = 'outgoing' "
+                "AND smtp_routing_lease_until >= %s AND NOT (id = ANY(%s::int[]))",
+                ids,
+                DB_NOW,
+                list(claimed),
+            )
         )
         until = self.env.cr.fetchone()[0]
         if until:
@@ -391,9 +403,13 @@ class QueueRun:
         ids = tuple(self.unfinished - self.lost)
         if not ids or not self.pid:
             return
-        query = (
-            f"UPDATE mail_mail SET smtp_routing_lease_until = {DB_NOW_SQL} + %s * interval '1 second' "  # noqa: S608
-            "WHERE id IN %s AND smtp_routing_lease_pid = %s AND state = 'outgoing' RETURNING id"
+        query = SQL(
+            "UPDATE mail_mail SET smtp_routing_lease_until = %s + %s * interval '1 second' "
+            "WHERE id IN %s AND smtp_routing_lease_pid = %s AND state = 'outgoing' RETURNING id",
+            DB_NOW,
+            self.lease,
+            ids,
+            self.pid,
         )
         cr = self.env.cr
         if self.auto_commit:
@@ -402,7 +418,7 @@ class QueueRun:
                 # end of the chunk (they take over a claim whose lease ended); queue runs only (auto_commit)
                 cr.commit()  # pylint: disable=invalid-commit
                 cr.execute("SET LOCAL lock_timeout = '2s'")
-                cr.execute(query, [self.lease, ids, self.pid])
+                cr.execute(query)
                 kept = {row[0] for row in cr.fetchall()}
                 cr.commit()  # pylint: disable=invalid-commit
             except (pg_errors.SerializationFailure, pg_errors.LockNotAvailable):
@@ -410,7 +426,7 @@ class QueueRun:
                 return  # someone is claiming right now: check again at the next send
         elif getattr(threading.current_thread(), "testing", False):
             with cr.savepoint(flush=False):
-                cr.execute(query, [self.lease, ids, self.pid])
+                cr.execute(query)
                 kept = {row[0] for row in cr.fetchall()}
         else:
             return  # send now without commits: our row locks hold the mails until our transaction ends
