@@ -2,7 +2,9 @@
 """Words for the planner's codes (``tools/planning``), in the language of the environment given.
 
 *Which Server?* shows a plan's lines with these words; a mail stores its plan's codes (and what happened
-after: sent through, deferred, refused) and renders them here for whoever reads it.
+after: sent through, deferred, refused) and why it waits (``reason_text``: a limit, a cooling server, a
+recipient's retry quoting the server's reply as written) and renders them here for whoever reads it, dates
+in the reader's time zone.
 """
 
 from odoo import fields
