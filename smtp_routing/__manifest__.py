@@ -2,7 +2,7 @@
 {
     "name": "SMTP Routing",
     "summary": "Routed, throttled, self-healing outgoing mail over several SMTP servers",
-    "version": "18.0.0.1.1",
+    "version": "18.0.0.1.2",
     "category": "Productivity/Discuss",
     "author": "smtp_routing developers",
     "website": "https://github.com/smtp-routing/smtp_routing",

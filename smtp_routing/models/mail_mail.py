@@ -1,5 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from odoo import SUPERUSER_ID, api, fields, models
+from odoo.exceptions import UserError
 from odoo.tools import email_normalize
 
 from ..sending import explain
@@ -20,7 +21,24 @@ class MailMail(models.Model):
         copy=False,
         help="The server that carried this mail, or, while it waits, the server it is planned for.",
     )
-    smtp_routing_deferred_reason = fields.Char(string="Deferred Because", readonly=True, copy=False)
+    smtp_routing_deferred_reason = fields.Char(
+        string="Deferred Because",
+        compute="_compute_smtp_routing_deferred_reason",
+        search="_search_smtp_routing_deferred_reason",
+        help="Until when this mail waits, and why, in your language.",
+    )
+    smtp_routing_deferral = fields.Json(
+        string="Deferral",
+        readonly=True,
+        copy=False,
+        help='Until when the queue put this mail off and why, as codes: {"slot": UTC, "reason": [code, params]}.',
+    )
+    smtp_routing_deferred_reason_text = fields.Char(
+        string="Deferred Because (as written)",
+        readonly=True,
+        copy=False,
+        help="Why mails deferred before deferrals were stored as codes wait, as it was written then.",
+    )
     smtp_routing_plan = fields.Json(
         string="Routing Plan",
         readonly=True,
@@ -58,7 +76,7 @@ class MailMail(models.Model):
     )
 
     @api.depends("smtp_routing_plan", "smtp_routing_explanation_text")
-    @api.depends_context("lang")
+    @api.depends_context("lang", "uid")  # dates in the reader's time zone
     def _compute_smtp_routing_explanation(self):
         """The stored plan's codes in the reader's language; older mails keep the text they were given."""
         for mail in self:
@@ -66,6 +84,21 @@ class MailMail(models.Model):
             mail.smtp_routing_explanation = (
                 explain.stored_text(self.env, plan) if plan else mail.smtp_routing_explanation_text or False
             )
+
+    @api.depends("smtp_routing_deferral", "smtp_routing_deferred_reason_text")
+    @api.depends_context("lang", "uid")  # dates in the reader's time zone
+    def _compute_smtp_routing_deferred_reason(self):
+        """The stored deferral's codes in the reader's language and time zone; older mails keep their text."""
+        for mail in self:
+            deferral = mail.smtp_routing_deferral
+            written = mail.smtp_routing_deferred_reason_text or False
+            mail.smtp_routing_deferred_reason = explain.deferral_text(self.env, deferral) if deferral else written
+
+    def _search_smtp_routing_deferred_reason(self, operator, value):
+        if operator not in ("=", "!=") or value not in (False, None):
+            raise UserError(self.env._("Deferred Because can only be searched for being set or not."))
+        deferred = ["|", ("smtp_routing_deferral", "!=", False), ("smtp_routing_deferred_reason_text", "!=", False)]
+        return deferred if operator == "!=" else ["!", *deferred]
 
     # -- routing facts ------------------------------------------------------------------------
     def _smtp_routing_author_user(self):

@@ -2,16 +2,21 @@
 """Words for the planner's codes (``tools/planning``), in the language of the environment given.
 
 *Which Server?* shows a plan's lines with these words; a mail stores its plan's codes (and what happened
-after: sent through, deferred, refused) and renders them here for whoever reads it.
+after: sent through, deferred, refused) and why it waits (``reason_text``: a limit, a cooling server, a
+recipient's retry quoting the server's reply as written) and renders them here for whoever reads it, dates
+in the reader's time zone.
 """
 
+from odoo import fields
 from odoo.tools.misc import format_datetime
 
 from ..tools import planning
+from ..tools.smtp_errors import Outcome
 
 
 def _when(env, value):
-    return format_datetime(env, value) if value else ""
+    """A date (a datetime, or ISO UTC text as stored) in the reader's time zone and date format."""
+    return format_datetime(env, fields.Datetime.to_datetime(value)) if value else ""
 
 
 def _language(env, code):
@@ -104,12 +109,59 @@ def note_text(env, code, params):
     if code == "sent_through":
         return env._("Sent through %(server)s.", server=params.get("server", "-"))
     if code == "deferred":
-        return env._("Deferred to %(slot)s UTC: %(reason)s", slot=params.get("slot"), reason=params.get("reason"))
+        return deferral_text(env, params)
     if code == "refused_recipients":
         return env._("Refused recipients: %(refused)s", refused=params.get("refused"))
     if code == "send_as_refused":
         return env._("Refused before sending: Send-As denied.")
     return params.get("text") or code
+
+
+def reason_text(env, reason):
+    """Why a mail waits, stored by the queue as ``[code, params]`` (``sending/run``); text stored by older
+    versions is shown as it was written. A server's reply is quoted as the server wrote it."""
+    if not reason:
+        return ""
+    if isinstance(reason, str):
+        return reason
+    code, params = reason[0], (reason[1] if len(reason) > 1 else None) or {}
+    if code == "limit":
+        names = env["smtp_routing.server.state"]._smtp_routing_limit_names()
+        return env._(
+            "%(server)s reached its %(limit)s limit",
+            server=params.get("server"),
+            limit=names.get(params.get("limit"), params.get("limit")),
+        )
+    if code == "cooling":
+        return env._("%(server)s is cooling down after a failure", server=params.get("server"))
+    if code == "no_server":
+        return env._("no server could take it")
+    if code == "retry":
+        return env._(
+            "%(count)s recipient message(s) refused for now, next try %(attempt)s: %(reason)s",
+            count=params.get("count"),
+            attempt=params.get("attempt"),
+            reason=reason_text(env, params.get("reason")),
+        )
+    if code == "reply":
+        outcome = Outcome(
+            params.get("category") or "other",
+            params.get("smtp_code"),
+            params.get("enhanced_status"),
+            params.get("text") or "",
+        )
+        words = env["smtp_routing.delivery.log"]._smtp_routing_words(outcome)
+        return f"{params['address']}: {words}" if params.get("address") else words
+    return params.get("text") or code
+
+
+def deferral_text(env, deferral):
+    """A deferral (``{"slot": ISO UTC, "reason": [code, params]}``) in ``env``'s language and time zone."""
+    return env._(
+        "Deferred to %(slot)s: %(reason)s",
+        slot=_when(env, deferral.get("slot")),
+        reason=reason_text(env, deferral.get("reason")),
+    )
 
 
 def stored_text(env, stored):

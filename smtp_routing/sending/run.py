@@ -43,6 +43,7 @@ Compared with stock Odoo it:
   others.
 """
 
+import dataclasses
 import logging
 import smtplib
 import threading
@@ -71,6 +72,7 @@ from ..tools import limits as limits_tool
 from ..tools import pipelining, planning
 from ..tools.addresses import split_addresses
 from ..tools.smtp_errors import Outcome, classified, classify_reply, refused_recipients
+from . import explain
 
 _logger = logging.getLogger(__name__)
 
@@ -651,7 +653,7 @@ class QueueRun:
         self._give_back(server, ledger)
 
     def _cooling_reason(self, server):
-        return self.env._("%(server)s is cooling down after a failure", server=server.name)
+        return ["cooling", {"server": server.name}]  # words: sending/explain.reason_text, in the reader's language
 
     def _config_reason(self, text):
         label = dict(self.env["smtp_routing.delivery.log"]._fields["category"]._description_selection(self.env))
@@ -831,11 +833,7 @@ class QueueRun:
             blocked.append(
                 (
                     reservation.next_slot,
-                    self.env._(
-                        "%(server)s reached its %(limit)s limit",
-                        server=server.name,
-                        limit=names.get(reservation.blocked_by, reservation.blocked_by),
-                    ),
+                    ["limit", {"server": server.name, "limit": reservation.blocked_by}],
                     "limit",
                 )
             )
@@ -1124,12 +1122,11 @@ class QueueRun:
         self.results.waiting[mail.id] = (
             server.id if server else False,
             fields.Datetime.to_datetime(first["at"]),
-            self.env._(
-                "%(count)s recipient message(s) refused for now, next try %(attempt)s: %(reason)s",
-                count=len(entries),
-                attempt=first["n"] + 1,
-                reason=first["reason"],
-            ),
+            # the reply's codes when stored (text of entries written by older versions)
+            [
+                "retry",
+                {"count": len(entries), "attempt": first["n"] + 1, "reason": first.get("why") or first["reason"]},
+            ],
         )
 
     def _lock_notifications(self, mail):
@@ -1167,9 +1164,11 @@ class QueueRun:
     def _recipient_refused(self, progress, key, refusals, address=None):
         """A refusal at RCPT of this message's recipients: defer (4xx, with back-off) or fail (5xx) it alone."""
         code, text = next(iter(refusals.values()))
-        reason = self._reason(classify_reply(code, text, "rcpt"))
+        outcome = classify_reply(code, text, "rcpt")
+        reason = self._reason(outcome)
         if address:
             reason = f"{address}: {reason}"
+        why = ["reply", {**dataclasses.asdict(outcome), "address": address or ""}]  # the reply as the server wrote it
         if not any(400 <= code < 500 for code, _text in refusals.values()):
             progress["failed"][key] = reason
             progress["retry"].pop(key, None)
@@ -1187,7 +1186,13 @@ class QueueRun:
                 hours=self._max_retry_age(),
             )
             return
-        progress["retry"][key] = {**entry, "n": attempt, "at": fields.Datetime.to_string(at), "reason": reason}
+        progress["retry"][key] = {
+            **entry,
+            "n": attempt,
+            "at": fields.Datetime.to_string(at),
+            "reason": reason,
+            "why": why,
+        }
         if address:
             progress["retry"][key]["address"] = address
 
@@ -1437,7 +1442,8 @@ class QueueRun:
                     "smtp_routing_lease_until": False,
                     "smtp_routing_lease_pid": False,
                     "smtp_routing_server_id": server_id,
-                    "smtp_routing_deferred_reason": False,
+                    "smtp_routing_deferral": False,
+                    "smtp_routing_deferred_reason_text": False,
                     "smtp_routing_plan": self._explained(mail_ids[0], "sent_through", server=names.get(server_id, "-")),
                 }
             )
@@ -1497,19 +1503,16 @@ class QueueRun:
         if not waiting:
             return
         for mail_id, (server_id, slot, reason) in waiting.items():
-            deferred = self.env._(
-                "Deferred to %(slot)s UTC: %(reason)s", slot=fields.Datetime.to_string(slot), reason=reason
-            )
+            deferral = {"slot": fields.Datetime.to_string(slot), "reason": reason}
             self.Mail.browse(mail_id).write(
                 {
                     "scheduled_date": slot,
                     "smtp_routing_lease_until": False,
                     "smtp_routing_lease_pid": False,
                     "smtp_routing_server_id": server_id,
-                    "smtp_routing_deferred_reason": deferred,
-                    "smtp_routing_plan": self._explained(
-                        mail_id, "deferred", slot=fields.Datetime.to_string(slot), reason=reason
-                    ),
+                    "smtp_routing_deferral": deferral,
+                    "smtp_routing_deferred_reason_text": False,
+                    "smtp_routing_plan": self._explained(mail_id, "deferred", **deferral),
                 }
             )
         self._wake_cron(min(slot for _server_id, slot, _reason in waiting.values()))
@@ -1528,7 +1531,9 @@ class QueueRun:
                     mail.id,
                     False,
                     self.env._(
-                        "%(reason)s (no server could take it for %(hours)s hours; given up)", reason=reason, hours=hours
+                        "%(reason)s (no server could take it for %(hours)s hours; given up)",
+                        reason=explain.reason_text(self.env, reason),
+                        hours=hours,
                     ),
                     "mail_smtp",
                 )
@@ -1542,7 +1547,7 @@ class QueueRun:
             slot, reason, _kind = min(blocked, key=lambda entry: entry[0])
             slot = max(slot, now + timedelta(seconds=1))
         else:
-            slot, reason = now + timedelta(seconds=60), self.env._("no server could take it")
+            slot, reason = now + timedelta(seconds=60), ["no_server", {}]
         if not any(kind == "limit" for _slot, _reason, kind in blocked):
             mail_ids = self._stalled(mail_ids, reason)  # only failures stand in the way: up to the maximum age
         planned = next((server for server in group.candidates if server), None)
@@ -1554,9 +1559,7 @@ class QueueRun:
                 if any(kind == "limit" for _slot, _reason, kind in blocked):
                     self.progress[mail_id].pop("stalled_since", None)
                 self.results.progress[mail_id] = self.progress[mail_id]
-        deferred = self.env._(
-            "Deferred to %(slot)s UTC: %(reason)s", slot=fields.Datetime.to_string(slot), reason=reason
-        )
+        deferral = {"slot": fields.Datetime.to_string(slot), "reason": reason}
         by_plan = defaultdict(list)
         for mail_id in mail_ids:
             by_plan[id(self.explanations.get(mail_id))].append(mail_id)
@@ -1567,12 +1570,12 @@ class QueueRun:
                     "smtp_routing_lease_until": False,
                     "smtp_routing_lease_pid": False,
                     "smtp_routing_server_id": planned.id if planned else False,
-                    "smtp_routing_deferred_reason": deferred,
-                    "smtp_routing_plan": self._explained(
-                        same_plan[0], "deferred", slot=fields.Datetime.to_string(slot), reason=reason
-                    ),
+                    "smtp_routing_deferral": deferral,
+                    "smtp_routing_deferred_reason_text": False,
+                    "smtp_routing_plan": self._explained(same_plan[0], "deferred", **deferral),
                 }
             )
         self._wake_cron(slot)
         if not modules.module.current_test:
-            _logger.info("smtp_routing: deferred %s mail(s) to %s: %s", len(mail_ids), slot, reason)
+            words = explain.reason_text(self.env, reason)
+            _logger.info("smtp_routing: deferred %s mail(s) to %s: %s", len(mail_ids), slot, words)

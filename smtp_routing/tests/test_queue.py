@@ -1,8 +1,10 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """Limits defer, failures fail over and cool down, claims prevent double sending (real loopback SMTP)."""
 
+import importlib.util
 import time
 from datetime import timedelta
+from pathlib import Path
 from unittest.mock import patch
 
 import psycopg2
@@ -10,6 +12,7 @@ import psycopg2
 from odoo import fields
 from odoo.exceptions import ValidationError
 from odoo.tests import new_test_user, tagged
+from odoo.tools.misc import format_datetime
 
 from ..models.smtp_routing_reservation import backend
 from ..sending.run import QueueRun
@@ -278,7 +281,7 @@ class TestQueue(LiveSmtpCase):
         self.assertGreaterEqual(grey.scheduled_date, before + timedelta(minutes=5))
         self.assertLessEqual(grey.scheduled_date, fields.Datetime.now() + timedelta(minutes=5, seconds=1))
         self.assertIn("450", grey.smtp_routing_deferred_reason)
-        self.assertIn(fields.Datetime.to_string(grey.scheduled_date), grey.smtp_routing_deferred_reason)
+        self.assertIn(format_datetime(self.env, grey.scheduled_date), grey.smtp_routing_deferred_reason)
         self.assertTrue(self._triggers_at(grey.scheduled_date))
         # next try: greylisting passed; nothing else is sent again
         self.smtpd.clear_faults()
@@ -513,6 +516,129 @@ class TestQueue(LiveSmtpCase):
         with patch.object(fields.Datetime, "now", lambda *a: wrong):
             self.create_mail().send()
         self.assertEqual(self._state(self.mail_server).hour_start, db_hour)
+
+    # -- issue 19: why a mail waits, stored as codes, read in the reader's language --------------------------
+    def _spanish_reader(self):
+        self.env["res.lang"]._activate_lang("es_ES")
+        self.env["ir.module.module"]._load_module_terms(["smtp_routing"], ["es_ES"], overwrite=True)
+        return new_test_user(
+            self.env, login="lector_cola", groups="base.group_system", lang="es_ES", tz="America/Mexico_City"
+        )
+
+    def _send_as_english_user(self, mails):
+        self.env.user.write({"lang": "en_US", "tz": "UTC"})  # the queue runs in its user's language
+        mails.with_context(lang="en_US", tz="UTC").send()
+
+    def _read(self, mail, user=None, lang="en_US", tz="UTC"):
+        """(Deferred Because, Routing) as ``user`` reads them, in ``lang`` and ``tz``."""
+        mail.invalidate_recordset()
+        mail = (mail.with_user(user) if user else mail).with_context(lang=lang, tz=tz)
+        return mail.smtp_routing_deferred_reason, mail.smtp_routing_explanation
+
+    def _slot_words(self, mail, lang, tz):
+        return format_datetime(self.env(context={"lang": lang}), mail.scheduled_date, tz=tz)
+
+    def test_deferred_by_a_limit_reads_in_the_readers_language(self):
+        self.backup.active = False
+        self.mail_server.smtp_routing_hourly_max = 1
+        mails = self._mails(2)
+        self._send_as_english_user(mails)
+        waiting = mails.filtered(lambda m: m.state == "outgoing")
+        self.assertEqual(len(waiting), 1)
+        slot = fields.Datetime.to_string(waiting.scheduled_date)
+        reason = ["limit", {"server": self.mail_server.name, "limit": "hourly"}]
+        self.assertEqual(waiting.smtp_routing_deferral, {"slot": slot, "reason": reason}, "codes, not words")
+        self.assertFalse(waiting.smtp_routing_deferred_reason_text)
+        self.assertEqual(waiting.smtp_routing_plan["notes"][-1], ["deferred", {"slot": slot, "reason": reason}])
+        english, routing = self._read(waiting)
+        words = f"{self.mail_server.name} reached its hourly limit"
+        self.assertEqual(english, f"Deferred to {self._slot_words(waiting, 'en_US', 'UTC')}: {words}")
+        self.assertIn(english, routing)
+        reader = self._spanish_reader()
+        spanish, routing = self._read(waiting, reader, "es_ES", reader.tz)
+        when = self._slot_words(waiting, "es_ES", reader.tz)
+        self.assertNotEqual(when, self._slot_words(waiting, "en_US", "UTC"), "the reader's date format and zone")
+        self.assertIn(f"{when}: {self.mail_server.name} ha alcanzado su límite por hora", spanish)
+        self.assertIn(spanish, routing)
+        # the search filter "Deferred" finds it from its codes
+        deferred = self.env["mail.mail"].search(
+            [("id", "in", mails.ids), ("smtp_routing_deferred_reason", "!=", False)]
+        )
+        self.assertEqual(deferred, waiting)
+
+    def test_cooling_server_deferral_reads_in_the_readers_language(self):
+        self.mail_server.smtp_port = closed_port()
+        self.backup.smtp_port = closed_port()
+        mail = self.create_mail()
+        self._send_as_english_user(mail)
+        self.assertEqual(mail.state, "outgoing")
+        reason = mail.smtp_routing_deferral["reason"]
+        self.assertEqual(reason[0], "cooling")
+        self.assertIn(reason[1]["server"], (self.mail_server.name, self.backup.name))
+        english, _routing = self._read(mail)
+        self.assertIn(f"{reason[1]['server']} is cooling down after a failure", english)
+        reader = self._spanish_reader()
+        spanish, routing = self._read(mail, reader, "es_ES", reader.tz)
+        self.assertIn(f"{self._slot_words(mail, 'es_ES', reader.tz)}: {reason[1]['server']} está en pausa", spanish)
+        self.assertIn("está en pausa tras un fallo", routing)
+        self.assertNotIn("cooling down", spanish)
+
+    def test_recipient_retry_deferral_reads_in_the_readers_language_with_the_reply_as_written(self):
+        self.backup.active = False
+        self.smtpd.add_fault("RCPT", reply="450 4.2.0 Greylisted, try again later", match="grey@")
+        grey = self.create_mail(email_to="grey@example.com")
+        self._send_as_english_user(grey)
+        self.assertEqual(grey.state, "outgoing")
+        code, params = grey.smtp_routing_deferral["reason"]
+        self.assertEqual((code, params["count"], params["attempt"]), ("retry", 1, 2))
+        self.assertEqual(params["reason"][0], "reply")
+        reply = params["reason"][1]
+        self.assertEqual((reply["category"], reply["smtp_code"]), ("temporary", 450))
+        self.assertIn("Greylisted, try again later", reply["text"])
+        english, _routing = self._read(grey)
+        self.assertIn("1 recipient message(s) refused for now, next try 2: Temporary or rate-limited - 450", english)
+        reader = self._spanish_reader()
+        spanish, routing = self._read(grey, reader, "es_ES", reader.tz)
+        self.assertIn("rechazado(s) de momento, próximo intento 2: Temporal o por límite de frecuencia - 450", spanish)
+        self.assertIn("Greylisted, try again later", spanish, "the server's reply stays as it wrote it")
+        self.assertIn(self._slot_words(grey, "es_ES", reader.tz), spanish)
+        self.assertIn("de momento", routing)
+
+    def test_mail_deferred_by_an_older_version_keeps_its_text(self):
+        mail = self.create_mail()
+        mail.write({"smtp_routing_deferral": False, "smtp_routing_deferred_reason_text": "Deferred to X UTC: old"})
+        self.assertEqual(self._read(mail, lang="es_ES")[0], "Deferred to X UTC: old")
+        other = self.create_mail()
+        Mail, ids = self.env["mail.mail"], [("id", "in", (mail | other).ids)]
+        self.assertEqual(Mail.search([*ids, ("smtp_routing_deferred_reason", "!=", False)]), mail)
+        self.assertEqual(Mail.search([*ids, ("smtp_routing_deferred_reason", "=", False)]), other)
+        # a deferred note of an older version's plan (its reason as text) still reads
+        mail.smtp_routing_plan = {
+            "plan": None,
+            "notes": [["deferred", {"slot": "2026-01-02 03:04:05", "reason": "old"}]],
+        }
+        self.assertIn(": old", self._read(mail)[1])
+
+    def test_upgrade_keeps_the_deferred_reason_of_older_mails(self):
+        """The pre-migration moves the old text column to smtp_routing_deferred_reason_text (real DDL)."""
+        path = Path(__file__).parents[1] / "migrations" / "18.0.0.1.2" / "pre-migrate.py"
+        spec = importlib.util.spec_from_file_location("smtp_routing_pre_migrate_deferral", path)
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        mail = self.create_mail()
+        mail.smtp_routing_deferred_reason_text = "Deferred by an older version"
+        self.env.flush_all()
+        cr = self.env.cr
+        with cr.savepoint(flush=False):
+            cr.execute(
+                "ALTER TABLE mail_mail RENAME COLUMN smtp_routing_deferred_reason_text TO smtp_routing_deferred_reason"
+            )
+            migration.migrate(cr, "18.0.0.1.1")
+            cr.execute("SELECT smtp_routing_deferred_reason_text FROM mail_mail WHERE id = %s", [mail.id])
+            self.assertEqual(cr.fetchone()[0], "Deferred by an older version")
+            migration.migrate(cr, "18.0.0.1.1")  # twice: nothing to do
+        self.env.invalidate_all()
+        self.assertEqual(mail.smtp_routing_deferred_reason, "Deferred by an older version")
 
     # -- what the server shows ----------------------------------------------------------------------------
     def test_server_shows_quota_next_slot_and_eta(self):
