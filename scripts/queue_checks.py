@@ -21,6 +21,11 @@ quota        a server limited to 200 per hour, 300 mails, the worker SIGKILLed a
              what the dead worker reserved and had not started to send (exactly once), and the
              recovery uses all of it: the server's count ends at exactly 200, never above, and the
              server received at most 200 messages in all.
+test-email   a test email (Send Test Email) to a server limited to 1 per hour, its worker SIGKILLed
+             twice: once while the server hangs before its greeting (the slot is reserved in the
+             ledger, not at risk: the next queue run gives it back, and the next test email goes),
+             once after the message reached a server that never answers the end of DATA (at risk:
+             the next run closes the row and the slot stays counted, so the next test is refused).
 
 Prints CHECK lines (``CHECK <what>: True/False``) and exits 0 if every check passed.
 """
@@ -346,6 +351,111 @@ def quota(odoo, sink, workdir, count=300, limit=200):
     ]
 
 
+TEST_SERVER = """
+env["ir.mail_server"].search([]).write({{"active": False}})
+env["ir.mail_server"].create({{"name": "Test target", "smtp_host": "127.0.0.1", "smtp_port": {port},
+                              "smtp_encryption": "none", "smtp_routing_from_email": "office@practice.example",
+                              "smtp_routing_timeout": 300, "smtp_routing_throttle_max": 1,
+                              "smtp_routing_throttle_duration": 1, "smtp_routing_throttle_unit": "hours"}})
+env.cr.commit()
+"""
+
+TEST_EMAIL = """
+from odoo.exceptions import UserError
+server = env["ir.mail_server"].search([("name", "=", "Test target")])
+wizard = env["smtp_routing.test.email"].create({"server_id": server.id, "email_to": "owner@clients.example"})
+try:
+    wizard.action_send()
+    outcome = wizard.state
+except UserError as error:
+    outcome = "refused: " + str(error)
+env.cr.commit()
+print("OUTCOME " + outcome)
+"""
+
+
+def _test_email(odoo):
+    return next(line for line in odoo.shell(TEST_EMAIL).splitlines() if line.startswith("OUTCOME "))[8:]
+
+
+def _kill_test_email_at(odoo, sink, workdir, point):
+    """Start a test email, SIGKILL its worker once the server hangs at ``point``, then run the queue once.
+    Returns (the report at the kill, the report after the queue run)."""
+    fault = sink.add_fault(point, action="hang", seconds=90)
+    worker = odoo.spawn(TEST_EMAIL)
+    deadline = time.monotonic() + 120
+    while not fault.hits and worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the worker now waits for the server's answer
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    sink.clear_faults()
+    time.sleep(0.5)
+    before = odoo.report("test-email")
+    go = os.path.join(workdir, "go-test-email")
+    Path(go).touch()
+    odoo.shell(WORKER.format(go=go, mode="queue"))  # a normal queue run (no mail queued): it takes the row over
+    return fault.hits, before, odoo.report("test-email")
+
+
+def test_email(odoo, sink, workdir):
+    """A test email's slot is in the reservation ledger: exact after its worker is killed."""
+    results = []
+    # 1. killed while the server hangs before its greeting: reserved, not at risk -> given back
+    odoo.shell(RESET)
+    sink.clear()
+    odoo.shell(TEST_SERVER.format(port=sink.port))
+    hits, before, after = _kill_test_email_at(odoo, sink, workdir, "CONNECT")
+    results += [
+        check(
+            "test-email: killed while the server hung before its greeting, the slot reserved and not at risk",
+            hits and before["counted"] == 1 and before["ledger"] == [[1, 0]] and not sink.messages,
+            f"counted {before['counted']}, ledger {before['ledger']}, {len(sink.messages)} received",
+        ),
+        check(
+            "test-email: the next queue run gave the slot back and closed the row",
+            after["counted"] == 0 and not after["ledger"],
+            f"counted {after['counted']}, ledger {after['ledger']}",
+        ),
+    ]
+    outcome = _test_email(odoo)
+    counted = odoo.report("test-email")["counted"]
+    results.append(
+        check(
+            "test-email: the slot given back was free: the next test email went, counted once",
+            outcome == "sent" and counted == 1 and len(sink.messages) == 1,
+            f"{outcome}, counted {counted}, {len(sink.messages)} received",
+        )
+    )
+    # 2. killed after the message reached a server that never answers the end of DATA: at risk -> stays counted
+    odoo.shell(RESET)
+    sink.clear()
+    odoo.shell(TEST_SERVER.format(port=sink.port))
+    hits, before, after = _kill_test_email_at(odoo, sink, workdir, "MESSAGE")
+    results += [
+        check(
+            "test-email: killed after the message reached the server, the slot at risk",
+            hits and before["counted"] == 1 and before["ledger"] == [[1, 1]],
+            f"counted {before['counted']}, ledger {before['ledger']}",
+        ),
+        check(
+            "test-email: the next queue run closed the row and kept the slot counted (it may have gone)",
+            after["counted"] == 1 and not after["ledger"],
+            f"counted {after['counted']}, ledger {after['ledger']}",
+        ),
+    ]
+    outcome = _test_email(odoo)
+    counted = odoo.report("test-email")["counted"]
+    results.append(
+        check(
+            "test-email: never above the limit: the next test email was refused",
+            outcome.startswith("refused") and counted == 1 and not sink.messages,
+            f"{outcome[:160]}, counted {counted}, {len(sink.messages)} received",
+        )
+    )
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--odoo-path", required=True)
@@ -365,6 +475,7 @@ def main():
             "slow": lambda: slow(odoo, sink, workdir),
             "greylist": lambda: greylist(odoo, sink, workdir),
             "quota": lambda: quota(odoo, sink, workdir),
+            "test-email": lambda: test_email(odoo, sink, workdir),
         }
         results = []
         for name, run_check in checks.items():

@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """The test button sends a real email and records the outcome."""
 
+import contextlib
 from unittest.mock import patch
 
 from odoo.exceptions import AccessError, UserError
@@ -153,6 +154,65 @@ class TestTestEmail(LiveSmtpCase):
         self._wizard(email_to="x@example.com").action_send()
         state = self.env["smtp_routing.server.state"].search([("server_id", "=", self.mail_server.id)])
         self.assertEqual(state.hour_count, 0)
+
+    # -- issue 14: a test email's slot is in the reservation ledger, like a queue run's ------------------
+    def _ledger(self):
+        """(units, units at risk) of the open reservations of the test server."""
+        self.env.cr.execute(
+            "SELECT units, units_at_risk FROM smtp_routing_reservation WHERE server_id = %s ORDER BY id",
+            [self.mail_server.id],
+        )
+        return self.env.cr.fetchall()
+
+    @contextlib.contextmanager
+    def _ledger_when_called(self, method):
+        """The test server's ledger rows as they are each time ``ir.mail_server.<method>`` is called."""
+        Server = type(self.env["ir.mail_server"])
+        original = getattr(Server, method)
+        seen = []
+
+        def watched(server, *args, **kwargs):
+            seen.append(self._ledger())
+            return original(server, *args, **kwargs)
+
+        with patch.object(Server, method, watched):
+            yield seen
+
+    def _hour_count(self):
+        return self.env["smtp_routing.server.state"].search([("server_id", "=", self.mail_server.id)]).hour_count
+
+    def test_a_sent_test_email_holds_a_ledger_row_until_it_ends_and_stays_counted(self):
+        self.mail_server.smtp_routing_hourly_max = 5
+        with self._ledger_when_called("connect") as at_connect, self._ledger_when_called("send_email") as at_send:
+            wizard = self._wizard(email_to="x@example.com")
+            wizard.action_send()
+        self.assertEqual(wizard.state, "sent", wizard.result_reply)
+        self.assertEqual(at_connect, [[(1, 0)]], "reserved in the ledger before connecting, nothing at risk yet")
+        self.assertEqual(at_send, [[(1, 1)]], "at risk once connected, before the message goes")
+        self.assertEqual(self._hour_count(), 1, "the test email went: it stays counted")
+        self.assertEqual(self._ledger(), [], "the row is closed when the test ends")
+
+    def test_a_test_email_failing_to_connect_gives_back_its_slot_and_closes_its_row(self):
+        self.mail_server.write({"smtp_routing_hourly_max": 5, "smtp_pass": "wrong"})
+        with self._ledger_when_called("connect") as at_connect, self._ledger_when_called("send_email") as at_send:
+            wizard = self._wizard(email_to="x@example.com")
+            wizard.action_send()
+        self.assertEqual((wizard.state, wizard.result_category), ("failed", "auth"))
+        self.assertEqual((at_connect, at_send), ([[(1, 0)]], []), "never at risk: nothing was sent")
+        self.assertEqual(self._hour_count(), 0, "given back")
+        self.assertEqual(self._ledger(), [], "the row is closed with the give-back")
+
+    def test_a_test_email_refused_after_connecting_gives_back_its_slot_and_closes_its_row(self):
+        self.mail_server.smtp_routing_hourly_max = 5
+        self.smtpd.add_fault("MAIL", reply="550 5.7.1 Sender not allowed")
+        with self._ledger_when_called("send_email") as at_send:
+            wizard = self._wizard(email_to="x@example.com")
+            wizard.action_send()
+        self.assertEqual(wizard.state, "failed")
+        self.assertEqual(at_send, [[(1, 1)]])
+        self.assertEqual(self._hour_count(), 0, "a failed test gives its slot back")
+        self.assertEqual(self._ledger(), [], "the row is closed with the give-back")
+        self.assertEqual(len(self.smtpd.messages), 0)
 
     def test_archived_server_is_refused(self):
         self.mail_server.active = False

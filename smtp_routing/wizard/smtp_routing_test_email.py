@@ -9,11 +9,13 @@ from odoo.tools import email_normalize
 from ..models import params
 from ..models.access import require_admin
 from ..models.smtp_routing_delivery_log import CATEGORY_SELECTION
+from ..models.smtp_routing_reservation import backend
 from ..tools import limits as limits_tool
 from ..tools.smtp_errors import classified
 
 HOURLY_MAX_PARAM = "smtp_routing.test_email_hourly_max"
 HOURLY_MAX = 10  # test emails per user and hour
+SLOT = (1, 1, 0)  # what a test email counts under the limits: (units, mails, bytes), as tools.limits.Item()
 
 
 class SmtpRoutingTestEmail(models.TransientModel):
@@ -105,11 +107,22 @@ class SmtpRoutingTestEmail(models.TransientModel):
 
     def _reserve_slot(self):
         """A test email is a mail like any other: it takes a slot under the server's limits (given back if
-        it does not go). Returns the reservation, or None when the server has no limits."""
+        it does not go). Returns (reservation, ledger row id), or (None, None) when the server has no limits.
+
+        The slot is a row of the reservation ledger (``smtp_routing.reservation``) held by this request's
+        PostgreSQL backend, opened in the transaction that counts it: if the worker dies before the test ends
+        (killed at its time limit while a server hangs), the next queue run gives the slot back, unless the
+        message had started to go (``action_send`` marks the row at risk once connected, before sending)."""
         server = self.server_id.sudo()
         if not server._smtp_routing_limits().any:
-            return None
-        reservation = self.env["smtp_routing.server.state"].sudo()._smtp_routing_reserve(server, [limits_tool.Item()])
+            return None, None
+        reservation, row_id = (
+            self.env["smtp_routing.reservation"]
+            .sudo()
+            ._smtp_routing_open(
+                server, [limits_tool.Item()], backend(self.env.cr), lambda r: SLOT if r.grants else (0, 0, 0)
+            )
+        )
         if not reservation.grants:
             raise UserError(
                 self.env._(
@@ -120,7 +133,7 @@ class SmtpRoutingTestEmail(models.TransientModel):
                     slot=fields.Datetime.to_string(reservation.next_slot) if reservation.next_slot else "-",
                 )
             )
-        return reservation
+        return reservation, row_id
 
     def action_send(self):
         require_admin(self.env)  # connects with the server's login as superuser (users' own test runs it as sudo)
@@ -144,18 +157,21 @@ class SmtpRoutingTestEmail(models.TransientModel):
         self._check_may_send()
         message = self._build_message(email_from)
         IrMailServer = self.env["ir.mail_server"].sudo().with_context(smtp_routing_source="test")
+        Reservation = self.env["smtp_routing.reservation"].sudo()
         session = None
-        reservation = None if modules.module.current_test else self._reserve_slot()
+        reservation, row_id = (None, None) if modules.module.current_test else self._reserve_slot()
         try:
             if modules.module.current_test:
                 raise UserError(self.env._("Test emails cannot be sent while Odoo runs its test suite."))
             session = IrMailServer.connect(mail_server_id=self.server_id.id, smtp_from=email_from, allow_archived=True)
+            if row_id:
+                # from now on the message may reach the server: a worker killed past here keeps the slot counted
+                Reservation._smtp_routing_at_risk(row_id, *SLOT)
             message_id = IrMailServer.send_email(message, mail_server_id=self.server_id.id, smtp_session=session)
         except Exception as error:  # noqa: BLE001 - every failure is shown and recorded, never raised
             if reservation is not None:
-                self.env["smtp_routing.server.state"].sudo()._smtp_routing_release(
-                    self.server_id.sudo(), reservation.state, cost=1, mails=1
-                )
+                # the slot goes back and the ledger row is closed, in one transaction
+                Reservation._smtp_routing_close(self.server_id.sudo(), row_id, reservation.state, *SLOT)
             outcome = classified(error)  # as connect() or send_email() recorded it in the history
             self.write(
                 {
@@ -167,6 +183,8 @@ class SmtpRoutingTestEmail(models.TransientModel):
                 }
             )
         else:
+            if row_id:
+                Reservation._smtp_routing_close(self.server_id.sudo(), row_id, reservation.state, 0, 0, 0)  # sent
             self.write({"state": "sent", "result_message_id": message_id, "result_category": False})
         finally:
             if session is not None:
