@@ -7,7 +7,9 @@ row (``SELECT ... FOR UPDATE``), computes with ``tools.limits`` and commits at
 once: a reservation is visible to every other worker before the first message
 goes out, and it stays counted even if the sending transaction later rolls
 back (the mail went out; the provider counted it); what was reserved and not
-sent is given back (:meth:`_smtp_routing_release`). Windows and cooldowns are
+sent is given back. Reservations themselves, with their ledger rows, are
+``smtp_routing.reservation``'s (``_smtp_routing_open`` / ``_smtp_routing_close``,
+and the take-over of a dead worker's). Windows and cooldowns are
 computed on PostgreSQL's clock (:func:`db_now`), never on a worker's own, so
 workers on machines whose clocks differ share the same hour and day. Under
 Odoo's test runner, where commits are forbidden, the same statements run in
@@ -106,29 +108,6 @@ class SmtpRoutingServerState(models.Model):
         env.cr.execute(SQL("UPDATE smtp_routing_server_state SET %s WHERE server_id = %s", columns, server_id))
 
     # -- limits -----------------------------------------------------------------------------
-    @api.model
-    def _smtp_routing_reserve(self, server, items):
-        """Reserve room for ``items`` (tools.limits.Item) on ``server``; returns a Reservation."""
-        limits = server._smtp_routing_limits()
-        if not limits.any:
-            return limits_tool.Reservation(len(items), limits_tool.State(), None, None)
-        with self._smtp_routing_cursor() as env:
-            row = self._smtp_routing_lock(env, server.id)
-            reservation = limits_tool.reserve(limits, state_from_row(row), db_now(env.cr), items)
-            self._smtp_routing_write(env, server.id, asdict(reservation.state))
-        return reservation
-
-    @api.model
-    def _smtp_routing_release(self, server, reserved, cost, mails=0, size=0):
-        """Give back what a reservation (its resulting state ``reserved``) counted and was not sent."""
-        limits = server._smtp_routing_limits()
-        if not limits.any or (cost <= 0 and mails <= 0):
-            return
-        with self._smtp_routing_cursor() as env:
-            row = self._smtp_routing_lock(env, server.id)
-            state = limits_tool.release(limits, state_from_row(row), reserved, cost, mails, size)
-            self._smtp_routing_write(env, server.id, asdict(state))
-
     @api.model
     def _smtp_routing_finish_batch(self, server):
         limits = server._smtp_routing_limits()
