@@ -4,6 +4,7 @@ from odoo.exceptions import ValidationError
 from odoo.tools import email_domain_extract
 
 from ..tools import dns_checks, netpolicy, planning, readiness
+from .access import require_admin
 
 PURPOSE_SELECTION = [
     ("transactional", "Transactional / system notification"),
@@ -116,6 +117,7 @@ class SmtpRoutingRoute(models.Model):
 
     def action_smtp_routing_check_readiness(self):
         """Check every bulk route's servers and From domains against the bulk-sender rules; keep the report."""
+        require_admin(self.env)  # it looks up DNS as superuser; users may read (and so call it on) composer routes
         Check = self.env["smtp_routing.dns.check"].sudo()
         lookup = Check._smtp_routing_dns_lookup()
         keys = self.env["smtp_routing.dkim.key"].sudo().search([("active", "=", True)])

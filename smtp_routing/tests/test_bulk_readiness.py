@@ -1,7 +1,8 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """A bulk route's readiness for Gmail/Yahoo/Outlook.com bulk-sender rules (real DNS), and its daily volumes."""
 
-from odoo.tests import tagged
+from odoo.exceptions import AccessError
+from odoo.tests import new_test_user, tagged
 
 from ..testing.dnsd import DnsServer
 from .common import LiveSmtpCase
@@ -64,6 +65,17 @@ class TestBulkReadiness(LiveSmtpCase):
         _status, report = self._check()
         self.assertIn("[FAIL] SPF aligned: SPF of practice.example does not pass", report)
         self.assertIn("[FAIL] DKIM aligned: no DKIM key for practice.example in Odoo", report)
+
+    def test_only_administrators_check_readiness(self):
+        """Internal users may read routes, and so call the check over JSON-RPC: it looks up DNS as superuser,
+        so it refuses them before any lookup (not only when it writes the report)."""
+        self.route.allow_in_composer = True  # a route internal users may read (and pick in the composer)
+        user = new_test_user(self.env, login="readiness_internal", groups="base.group_user")
+        self.dns.queries.clear()
+        with self.assertRaisesRegex(AccessError, "Only Settings administrators"):
+            self.route.with_user(user).action_smtp_routing_check_readiness()
+        self.assertEqual(self.dns.queries, [], "no DNS lookup made for an internal user")
+        self.assertFalse(self.route.readiness_status)
 
     def test_routes_without_bulk_are_not_checked(self):
         personal = self.env["smtp_routing.route"].create(
