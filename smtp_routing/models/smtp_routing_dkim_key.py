@@ -89,6 +89,16 @@ class SmtpRoutingDkimKey(models.Model):
             raise ValidationError(
                 self.env._("The private key for %(domain)s does not match the chosen algorithm.", domain=self.domain)
             )
+        bits = dkim.rsa_bits(value)
+        if bits is not None and bits < dkim.MIN_RSA_BITS:
+            raise ValidationError(
+                self.env._(
+                    "The private key for %(domain)s has %(bits)s bits: receivers ignore DKIM signatures made with RSA "
+                    "keys of less than 1024 bits. Paste a key of 2048 bits, or leave the field empty and generate one.",
+                    domain=self.domain,
+                    bits=bits,
+                )
+            )
         return True
 
     @api.model_create_multi

@@ -121,6 +121,33 @@ class TestDeliverability(LiveSmtpCase):
         with self.assertRaisesRegex(ValidationError, "letters, digits and dashes"):
             self.env["smtp_routing.dkim.key"].create({"domain": "practice.example", "selector": "bad_selector!"})
 
+    def test_a_pasted_rsa_key_below_1024_bits_is_refused(self):
+        """RFC 8301: signers must use RSA keys of 1024 bits at least, and receivers ignore signatures made with
+        shorter ones; a pasted short key is refused instead of signing every mail uselessly."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        def pem(bits):
+            return (
+                rsa.generate_private_key(public_exponent=65537, key_size=bits)
+                .private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+                .decode()
+            )
+
+        Key = self.env["smtp_routing.dkim.key"]
+        with self.assertRaisesRegex(ValidationError, "512 bits"):
+            Key.create({"domain": "practice.example", "selector": "short", "private_key": pem(512)})
+        key = Key.create({"domain": "practice.example", "selector": "s1"})
+        stored = key.sudo().private_key_encrypted
+        with self.assertRaisesRegex(ValidationError, "1016 bits"):
+            key.write({"private_key": pem(1016)})
+        self.assertEqual(key.sudo().private_key_encrypted, stored, "the key in use is kept")
+        key.write({"private_key": pem(1024)})
+        self.assertIn("k=rsa", key.dns_record)
+        self.assertNotEqual(key.sudo().private_key_encrypted, stored)
+
     def test_an_existing_private_key_can_be_pasted_and_is_write_only(self):
         from ..tools import dkim as dkim_tool
 

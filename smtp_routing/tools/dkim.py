@@ -148,6 +148,16 @@ def foldable(value, width=64):
     return head + "b=" + " ".join(signature[i : i + width] for i in range(0, len(signature), width))
 
 
+# RFC 8301: signers use RSA keys of 1024 bits at least; receivers ignore signatures made with shorter ones.
+MIN_RSA_BITS = 1024
+
+
+def rsa_bits(private_pem):
+    """The size in bits of an RSA private key (PEM); None for an Ed25519 key."""
+    key, algorithm = _load(private_pem)
+    return key.key_size if algorithm == "rsa-sha256" else None
+
+
 def public_record(private_pem):
     """The TXT record value for an existing private key."""
     key, algorithm = _load(private_pem)
