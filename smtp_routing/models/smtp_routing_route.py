@@ -86,9 +86,15 @@ class SmtpRoutingRoute(models.Model):
     carries_bulk = fields.Boolean(
         compute="_compute_carries_bulk", help="The route takes bulk mail (its purposes include it, or are empty)."
     )
-    readiness_status = fields.Selection(READINESS_SELECTION, string="Bulk Readiness", readonly=True, copy=False)
-    readiness_report = fields.Text(readonly=True, copy=False)
-    readiness_checked_at = fields.Datetime(string="Readiness Checked On", readonly=True, copy=False)
+    # the report names the route's servers and what their domains' DNS lacks: administrators only (users may
+    # read the routes offered in the composer)
+    readiness_status = fields.Selection(
+        READINESS_SELECTION, string="Bulk Readiness", readonly=True, copy=False, groups="base.group_system"
+    )
+    readiness_report = fields.Text(readonly=True, copy=False, groups="base.group_system")
+    readiness_checked_at = fields.Datetime(
+        string="Readiness Checked On", readonly=True, copy=False, groups="base.group_system"
+    )
     bulk_threshold = fields.Integer(compute="_compute_bulk_volume")
     volume_gmail = fields.Integer(string="Gmail (24h)", compute="_compute_bulk_volume")
     volume_yahoo = fields.Integer(string="Yahoo (24h)", compute="_compute_bulk_volume")

@@ -77,6 +77,18 @@ class TestBulkReadiness(LiveSmtpCase):
         self.assertEqual(self.dns.queries, [], "no DNS lookup made for an internal user")
         self.assertFalse(self.route.readiness_status)
 
+    def test_internal_users_do_not_read_readiness_reports(self):
+        """The report names the route's servers, their sender domains and what their DNS lacks: it is for
+        administrators, even on a route internal users may read (and pick in the composer)."""
+        self.route.allow_in_composer = True
+        self.assertIn("Loopback primary", self._check()[1])
+        user = new_test_user(self.env, login="readiness_reader", groups="base.group_user")
+        route = self.route.with_user(user)
+        self.assertEqual(route.read(["name"])[0]["name"], "Mailshots")
+        for name in ("readiness_report", "readiness_status", "readiness_checked_at"):
+            with self.subTest(field=name), self.assertRaises(AccessError):
+                route.search_read([("id", "=", self.route.id)], [name])
+
     def test_routes_without_bulk_are_not_checked(self):
         personal = self.env["smtp_routing.route"].create(
             {
