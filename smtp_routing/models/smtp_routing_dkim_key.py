@@ -101,6 +101,27 @@ class SmtpRoutingDkimKey(models.Model):
             )
         return True
 
+    def _smtp_routing_secret_message(self, error, server=None):
+        """The mixin speaks of a server's password: a DKIM key that cannot be opened is named as such."""
+        key = server or self[:1]
+        if error.code == "wrong_key":
+            return self.env._(
+                "The private key of the DKIM key %(selector)s of %(domain)s cannot be decrypted with the key in use. "
+                "Restore the key it was encrypted with (environment variable SMTP_ROUTING_KEYS, odoo.conf option "
+                "smtp_routing_keys, or the key file in Odoo's data directory), or generate a new one and publish its "
+                "TXT record.",
+                selector=key.selector,
+                domain=key.domain,
+            )
+        if error.code == "not_encrypted":
+            return self.env._(
+                "The private key of the DKIM key %(selector)s of %(domain)s is not in the expected encrypted form: "
+                "generate a new one and publish its TXT record.",
+                selector=key.selector,
+                domain=key.domain,
+            )
+        return super()._smtp_routing_secret_message(error, server)
+
     @api.model_create_multi
     def create(self, vals_list):
         for vals in vals_list:

@@ -125,6 +125,18 @@ class TestPasswordEncryption(TransactionCase):
             self.assertTrue(pem, "the DKIM key opens with the new key alone")
             self.assertEqual(dkim.public_record(pem), record)
 
+    def test_rotation_names_an_undecryptable_dkim_key_as_such(self):
+        """A DKIM key the keys in use cannot open stops the rotation (nothing is lost): the message names the DKIM
+        key and what to do for it, not a server's password."""
+        self.env["ir.mail_server"].sudo().search([]).write(
+            {"smtp_routing_pass_encrypted": False, "smtp_routing_oauth_encrypted": False}
+        )
+        self.env["smtp_routing.dkim.key"].create({"domain": "lost.example", "selector": "s1"})
+        with _other_key_env(), self.assertRaisesRegex(UserError, "DKIM key s1 of lost.example") as caught:
+            self.env["ir.mail_server"].action_smtp_routing_rotate_keys()
+        self.assertNotIn("password", str(caught.exception))
+        self.assertIn("generate a new one", str(caught.exception))
+
     def test_internal_user_cannot_read_passwords(self):
         server = self._server()
         user = new_test_user(self.env, login="smtp_routing_internal", groups="base.group_user")
