@@ -101,7 +101,7 @@ class SmtpRoutingDkimKey(models.Model):
             )
         return True
 
-    def _smtp_routing_secret_message(self, error, server=None):
+    def _smtp_routing_secret_message(self, error, server=None, field=None):
         """The mixin speaks of a server's password: a DKIM key that cannot be opened is named as such."""
         key = server or self[:1]
         if error.code == "wrong_key":
@@ -120,7 +120,7 @@ class SmtpRoutingDkimKey(models.Model):
                 selector=key.selector,
                 domain=key.domain,
             )
-        return super()._smtp_routing_secret_message(error, server)
+        return super()._smtp_routing_secret_message(error, server, field=field)
 
     @api.model_create_multi
     def create(self, vals_list):

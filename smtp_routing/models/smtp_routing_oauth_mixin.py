@@ -74,6 +74,7 @@ class SmtpRoutingOAuthMixin(models.AbstractModel):
     smtp_routing_oauth_encrypted = fields.Char(
         string="Encrypted OAuth Tokens", groups=ADMINS, copy=False, readonly=True, exportable=False
     )
+
     smtp_routing_oauth_connected = fields.Boolean(
         string="Account Connected",
         copy=False,
@@ -91,6 +92,24 @@ class SmtpRoutingOAuthMixin(models.AbstractModel):
     smtp_routing_oauth_problem_date = fields.Datetime(
         string="Sign-in Problem Since", copy=False, readonly=True, groups=ADMINS
     )
+
+    def _smtp_routing_secret_message(self, error, server=None, field=None):
+        """The secrets mixin speaks of a server's password: OAuth tokens that cannot be opened are named as such."""
+        if field == "smtp_routing_oauth_encrypted" and error.code in ("wrong_key", "not_encrypted"):
+            name = server.display_name if server else ""
+            if error.code == "wrong_key":
+                return self.env._(
+                    "The OAuth tokens of %(server)s cannot be decrypted with the key in use. Restore the key they were "
+                    "encrypted with (environment variable SMTP_ROUTING_KEYS, odoo.conf option smtp_routing_keys, or "
+                    "the key file in Odoo's data directory), or connect the account again.",
+                    server=name,
+                )
+            return self.env._(
+                "The stored OAuth tokens of %(server)s are not in the expected encrypted form: connect the account "
+                "again.",
+                server=name,
+            )
+        return super()._smtp_routing_secret_message(error, server, field=field)
 
     # -- from a password to OAuth (Microsoft 365 and Google close password sign-in) ------------------------
     def _smtp_routing_password_retiring(self):

@@ -99,7 +99,8 @@ class SmtpRoutingSecretMixin(models.AbstractModel):
             return ""
         return self._smtp_routing_decrypt(stored, missing_ok=missing_ok)
 
-    def _smtp_routing_secret_message(self, error, server=None):
+    def _smtp_routing_secret_message(self, error, server=None, field=None):
+        # field: the ciphertext field that failed, when known (models with several secrets word each their way)
         name = server.display_name if server else ""
         if error.code == "wrong_key":
             return self.env._(
@@ -139,6 +140,6 @@ class SmtpRoutingSecretMixin(models.AbstractModel):
                     try:
                         values[name] = secrets.rotate(record[name], keyring)
                     except secrets.SecretError as error:
-                        raise UserError(self._smtp_routing_secret_message(error, record)) from error
+                        raise UserError(self._smtp_routing_secret_message(error, record, field=name)) from error
             record.write(values)
         return len(records)

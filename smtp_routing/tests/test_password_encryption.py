@@ -137,6 +137,21 @@ class TestPasswordEncryption(TransactionCase):
         self.assertNotIn("password", str(caught.exception))
         self.assertIn("generate a new one", str(caught.exception))
 
+    def test_rotation_names_undecryptable_oauth_tokens_as_such(self):
+        """OAuth tokens the keys in use cannot open stop the rotation (nothing is lost): the message names the
+        server's tokens and says to connect the account again, not to enter a password."""
+        self.env["ir.mail_server"].sudo().search([]).write(
+            {"smtp_routing_pass_encrypted": False, "smtp_routing_oauth_encrypted": False}
+        )
+        server = self._server(password=False)
+        stored = secrets.encrypt(json.dumps({"refresh_token": "kept"}), _keyring())
+        server.sudo().smtp_routing_oauth_encrypted = stored
+        with _other_key_env(), self.assertRaisesRegex(UserError, "OAuth tokens of Encrypted") as caught:
+            self.env["ir.mail_server"].action_smtp_routing_rotate_keys()
+        self.assertNotIn("password", str(caught.exception))
+        self.assertIn("connect the account again", str(caught.exception))
+        self.assertEqual(server.sudo().smtp_routing_oauth_encrypted, stored, "nothing lost")
+
     def test_internal_user_cannot_read_passwords(self):
         server = self._server()
         user = new_test_user(self.env, login="smtp_routing_internal", groups="base.group_user")
