@@ -25,7 +25,7 @@ from .smtp_routing_server_state import db_now, state_from_row
 
 WINDOW_KEYS = ("throttle_start", "flood_last", "hour_start", "day_start", "batch_start")
 # A holder is alive while its backend (same pid, same start) is connected.
-DEAD_HOLDER_SQL = (
+DEAD_HOLDER = SQL(
     "NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.holder_pid "
     "AND (a.backend_start IS NULL OR r.holder_started IS NULL "
     "OR (a.backend_start AT TIME ZONE 'UTC') = r.holder_started))"
@@ -121,7 +121,7 @@ class SmtpRoutingReservation(models.Model):
     def _smtp_routing_take_over(self):
         """Give back the reservations of runs whose backend is gone (what they held and had not started to send),
         once each. Returns how many were taken over."""
-        self.env.cr.execute(SQL("SELECT 1 FROM smtp_routing_reservation r WHERE %s LIMIT 1", SQL(DEAD_HOLDER_SQL)))
+        self.env.cr.execute(SQL("SELECT 1 FROM smtp_routing_reservation r WHERE %s LIMIT 1", DEAD_HOLDER))
         if not self.env.cr.fetchone():
             return 0  # the usual case: no transaction of its own
         State = self.env["smtp_routing.server.state"].sudo()
@@ -130,7 +130,7 @@ class SmtpRoutingReservation(models.Model):
             env.cr.execute(
                 SQL(
                     "SELECT id FROM smtp_routing_reservation r WHERE %s ORDER BY id FOR UPDATE SKIP LOCKED",
-                    SQL(DEAD_HOLDER_SQL),
+                    DEAD_HOLDER,
                 )
             )
             ids = [row[0] for row in env.cr.fetchall()]

@@ -31,8 +31,7 @@ STATE_FIELDS = tuple(asdict(limits_tool.State()).keys())
 _DEFAULTS = asdict(limits_tool.State())
 MIN_COOLDOWN_SECONDS = 5  # a cooldown of 0 would wake the queue every second: a retry storm
 # PostgreSQL's clock, in UTC without time zone as Odoo stores datetimes (clock_timestamp: not the transaction start).
-DB_NOW_SQL = "date_trunc('second', clock_timestamp() AT TIME ZONE 'UTC')"
-DB_NOW = SQL(DB_NOW_SQL)
+DB_NOW = SQL("date_trunc('second', clock_timestamp() AT TIME ZONE 'UTC')")
 
 
 def db_now(cr):

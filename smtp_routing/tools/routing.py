@@ -1,9 +1,4 @@
-"""Routing helpers that are not the decision: the decision itself is :mod:`.planning`.
-
-The value types live in the planner and are re-exported here for older imports.
-"""
-
-from .planning import PURPOSES, MailFacts, Route, Server  # noqa: F401
+"""Routing helpers that are not the decision: the decision itself is :mod:`.planning`."""
 
 
 def majority_language(langs):
